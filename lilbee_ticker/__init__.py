@@ -1,0 +1,42 @@
+"""lilbee_ticker: a thread-based health ticker that keeps a pool of worker processes honest.
+
+A :class:`HealthTicker` runs in a daemon thread. On a fixed cadence it
+submits the pool's ``reap_idle()`` and ``ping_role(role)`` coroutines to the
+pool's event loop (the *runtime*), waits a bounded time for them, and records
+what happened in a :class:`TickReport`::
+
+    from lilbee_ticker import HealthTicker
+
+    with HealthTicker(pool, runtime, interval_s=30.0) as ticker:
+        serve_forever()
+"""
+
+from lilbee_ticker._compat import start_health_ticker, stop_health_ticker
+from lilbee_ticker._exceptions import (
+    CallTimeoutError,
+    RuntimeUnavailableError,
+    TickerError,
+    TickerUsageError,
+)
+from lilbee_ticker._protocols import Pool, RoleAccessor, Runtime
+from lilbee_ticker._report import TickReport
+from lilbee_ticker._runtime import LoopRuntime, RuntimeNotRunningError
+from lilbee_ticker._ticker import HealthTicker
+from lilbee_ticker._version import __version__
+
+__all__ = [
+    "CallTimeoutError",
+    "HealthTicker",
+    "LoopRuntime",
+    "Pool",
+    "RoleAccessor",
+    "Runtime",
+    "RuntimeNotRunningError",
+    "RuntimeUnavailableError",
+    "TickReport",
+    "TickerError",
+    "TickerUsageError",
+    "__version__",
+    "start_health_ticker",
+    "stop_health_ticker",
+]

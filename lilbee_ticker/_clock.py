@@ -1,0 +1,105 @@
+"""Clocks, and the rule that turns a clock reading into the next wait.
+
+The ticker's cadence and every bound on a wait must follow real time, even in
+a test that has frozen or moved ``time.monotonic()`` with freezegun. Two
+facts shape this module:
+
+* freezegun replaces ``time.monotonic``, ``time.perf_counter`` and
+  ``time.time`` (and every module attribute that points at them) but not
+  ``time.clock_gettime``, so :func:`monotonic` reads ``CLOCK_MONOTONIC``
+  through it where the platform has it.
+* freezegun always freezes ``datetime.datetime.now()``, whatever the calling
+  thread or stack depth, so :func:`wall_clock` (used for timestamps that tests
+  want to compare with frozen time) reads it rather than ``time.time()``.
+
+Whatever :func:`monotonic` returns, :func:`next_wait` clamps the wait to
+``[0, interval]`` so that a clock that stands still, jumps or runs backwards
+can neither stall the ticker nor make it spin.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import math
+import time
+from collections.abc import Callable
+
+__all__ = ["Budget", "monotonic", "next_deadline", "next_wait", "wall_clock"]
+
+monotonic: Callable[[], float]
+if hasattr(time, "clock_gettime") and hasattr(time, "CLOCK_MONOTONIC"):
+    # A partial is not one of the functions freezegun looks for, so it
+    # survives freezegun patching this module's attributes.
+    monotonic = functools.partial(time.clock_gettime, time.CLOCK_MONOTONIC)
+else:  # pragma: no cover - Windows; next_wait's clamping still applies there
+    monotonic = functools.partial(time.monotonic)
+
+
+def wall_clock() -> float:
+    """Return the wall-clock time in seconds since the epoch (UTC)."""
+    # Look the class up at call time: freezegun swaps datetime.datetime.
+    return datetime.datetime.now(datetime.timezone.utc).timestamp()
+
+
+def next_deadline(previous: float, now: float, interval: float) -> float:
+    """Return the deadline of the next tick after one that was due at ``previous``.
+
+    Deadlines stay on a fixed-rate grid (``previous + interval``), so a tick
+    that took part of the interval does not push later ticks back. When the
+    clock says that deadline has already passed (the tick overran, the process
+    was suspended, or the clock jumped forward) or that it lies more than an
+    interval ahead (the clock moved back), the grid is re-anchored at
+    ``now + interval``: one tick, then the normal cadence, never a burst of
+    catch-up ticks.
+    """
+    deadline = previous + interval
+    if not now < deadline <= now + interval:
+        return now + interval
+    return deadline
+
+
+def next_wait(deadline: float, now: float, interval: float) -> float:
+    """Return how long to wait for ``deadline``, clamped to ``[0, interval]``."""
+    wait = deadline - now
+    if math.isnan(wait) or wait < 0.0:
+        return 0.0
+    return min(wait, interval)
+
+
+class Budget:
+    """A bounded amount of real time to spend waiting, in slices.
+
+    A slice that times out is charged in full: the wait itself measured it.
+    A slice cut short by a wake-up is charged what :func:`monotonic` says it
+    took, clamped to ``[0, slice]``. So the clock can only make the budget
+    last a little longer (frozen, moving back) or end at the right time, never
+    end it early (a leap forward costs at most one slice).
+    """
+
+    __slots__ = ("left",)
+
+    def __init__(self, seconds: float) -> None:
+        self.left = seconds
+
+    def wait(self, waiter: Callable[[float], bool], slice_max: float) -> bool:
+        """Call ``waiter(timeout)`` for the next slice; return what it returned.
+
+        Returns False without calling ``waiter`` once the budget is spent.
+        """
+        timeout = min(self.left, slice_max)
+        if timeout <= 0.0:
+            return False
+        before = monotonic()
+        woke = waiter(timeout)
+        took = monotonic() - before
+        if not woke or math.isnan(took):
+            self.left -= timeout
+        else:
+            self.left -= min(max(took, 0.0), timeout)
+        return woke
+
+    @property
+    def spent(self) -> bool:
+        """True once nothing is left to wait."""
+        return self.left <= 0.0

@@ -1,0 +1,73 @@
+"""The duck-typed contract between a ticker, its pool and its runtime.
+
+These are :class:`typing.Protocol` classes: a pool or runtime never inherits
+from them, it only has the same shape. Annotate your own classes with them
+to have a type checker confirm they fit.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Coroutine, Sequence
+from typing import Any, Protocol, TypeVar
+
+__all__ = ["Pool", "RoleAccessor", "Runtime"]
+
+_T = TypeVar("_T")
+
+
+class RoleAccessor(Protocol):
+    """A handle on one role of a pool, as returned by ``pool.accessor(role)``.
+
+    .. versionadded:: 0.1.0
+    """
+
+    @property
+    def is_alive(self) -> bool:
+        """True if and only if the role's worker is spawned and alive."""
+        ...
+
+
+class Pool(Protocol):
+    """A pool of long-lived workers, one per role.
+
+    The pool is not thread-safe: every attribute and method here is used only
+    on the runtime's event loop thread, never from the ticker's thread.
+
+    .. versionadded:: 0.1.0
+    """
+
+    @property
+    def registered_roles(self) -> Sequence[str]:
+        """Every role the pool knows, alive or not."""
+        ...
+
+    def accessor(self, role: str) -> RoleAccessor:
+        """Return a handle on ``role``."""
+        ...
+
+    async def reap_idle(self) -> Sequence[str]:
+        """Close the workers idle longer than the pool's own limit; return their roles."""
+        ...
+
+    async def ping_role(self, role: str) -> None:
+        """Round-trip a ping to ``role``'s worker; raise if it crashed or timed out.
+
+        On a role that is not alive this spawns the worker, like any real call.
+        """
+        ...
+
+
+class Runtime(Protocol):
+    """Something that runs coroutines on the pool's event loop from other threads.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def submit(self, coro: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
+        """Schedule ``coro`` on the loop and return a future for its result.
+
+        Raises:
+            Exception: Any exception, once the runtime is shut down.
+        """
+        ...

@@ -1,0 +1,72 @@
+"""What one tick did, as an immutable record."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections.abc import Mapping
+
+__all__ = ["TickReport"]
+
+_NO_FAILURES: Mapping[str, BaseException] = types.MappingProxyType({})
+_NO_LATENCIES: Mapping[str, float] = types.MappingProxyType({})
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TickReport:
+    """What one tick of a :class:`HealthTicker` did.
+
+    Attributes:
+        number: The tick's 1-based sequence number on its ticker, counting
+            background ticks and :meth:`HealthTicker.tick` calls alike.
+        started_at: Wall-clock start of the tick, in seconds since the epoch.
+        duration_s: How long the tick took, in seconds of real time.
+        live: The roles that were alive when the tick started.
+        reaped: The roles ``reap_idle()`` reaped.
+        pinged: The roles whose ping succeeded.
+        failed: Role to exception, for every ping that failed. A ping that
+            outlived ``call_timeout_s`` maps to a :class:`CallTimeoutError`
+            (a :class:`TimeoutError`); one cancelled because the ticker was
+            stopped maps to :class:`concurrent.futures.CancelledError`.
+        latencies: Role to round-trip time in seconds, for every ping that
+            succeeded, measured on the runtime's loop.
+        reap_error: What ``reap_idle()`` raised, or ``None``.
+        snapshot_error: Why the tick could not read which roles were alive
+            (for example a :class:`CallTimeoutError` when the runtime's loop
+            is blocked), or ``None``. Nothing is reaped or pinged then.
+        interrupted: The ticker was stopped during the tick, so the steps not
+            yet started were skipped and the calls in flight were cancelled.
+
+    Thread safety: immutable, so safe to share between threads.
+
+    .. versionadded:: 0.1.0
+    """
+
+    number: int
+    started_at: float
+    duration_s: float
+    live: tuple[str, ...] = ()
+    reaped: tuple[str, ...] = ()
+    pinged: tuple[str, ...] = ()
+    # A default_factory because dataclasses refuses unhashable defaults; the
+    # shared read-only empty mappings cost nothing per report.
+    failed: Mapping[str, BaseException] = dataclasses.field(default_factory=lambda: _NO_FAILURES)
+    latencies: Mapping[str, float] = dataclasses.field(default_factory=lambda: _NO_LATENCIES)
+    reap_error: BaseException | None = None
+    snapshot_error: BaseException | None = None
+    interrupted: bool = False
+
+    @property
+    def skipped(self) -> bool:
+        """True when no role was alive, so the tick neither reaped nor pinged."""
+        return not self.live and self.snapshot_error is None
+
+    @property
+    def ok(self) -> bool:
+        """True when every step the tick took succeeded and nothing was cut short."""
+        return (
+            not self.failed
+            and self.reap_error is None
+            and self.snapshot_error is None
+            and not self.interrupted
+        )

@@ -1,0 +1,749 @@
+"""`HealthTicker`: a daemon thread that reaps and pings a worker pool on a cadence.
+
+The design in one paragraph: the thread's clock is ``stop_event.wait(t)``.
+When the wait times out, one tick runs. A tick crosses to the runtime's event
+loop only through ``runtime.submit()``, and never touches the pool itself: a
+*survey* coroutine reads which roles are alive and, if any are, reaps idle
+ones, all on the loop; then one ping coroutine per surviving role is
+submitted at once, and each checks on the loop that its role is still alive
+right before pinging it, so a reaped worker is never spawned again by its
+own health check. Every wait on those futures is bounded by
+``call_timeout_s`` of real time and wakes as soon as they finish or the
+ticker is stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import threading
+import types
+from collections.abc import Coroutine, Iterable, Sequence
+from typing import Any, TypeVar
+
+import structlog
+
+from lilbee_ticker import _clock
+from lilbee_ticker._exceptions import CallTimeoutError, RuntimeUnavailableError, TickerUsageError
+from lilbee_ticker._protocols import Pool, Runtime
+from lilbee_ticker._report import TickReport
+from lilbee_ticker._validate import check_attributes, check_name, check_seconds
+
+__all__ = ["HealthTicker"]
+
+_T = TypeVar("_T")
+_Future = concurrent.futures.Future
+
+_log = structlog.get_logger("lilbee_ticker")
+
+# While a tick waits on pool calls it wakes this often to notice a stop_event
+# that the application set directly. stop() wakes it at once by cancelling
+# the calls, so this bounds only the direct-set case, and costs nothing when
+# calls finish quicker than this (they normally take a few milliseconds).
+_STOP_CHECK_S = 0.025
+
+# How much longer than its own worst case a tick() call waits for the tick
+# that another thread is running before giving up.
+_SLOT_GRACE_S = 1.0
+
+# wait_for_tick() is woken at once by a completed tick, stop() and the thread
+# ending; this bounds only how late it notices a stop_event set directly on a
+# ticker whose thread is not running.
+_WAITER_CHECK_S = 0.25
+
+
+class _Countdown:
+    """A done-callback for a batch of futures that sets ``done`` when all have finished.
+
+    Futures run their callbacks on whichever thread finishes them (the loop
+    thread on a result, the cancelling thread on ``cancel()``), which is why
+    ``concurrent.futures.wait()`` is not used: it does not wake on
+    ``cancel()`` of a ``run_coroutine_threadsafe`` future.
+    """
+
+    __slots__ = ("_left", "_lock", "done")
+
+    def __init__(self, count: int) -> None:
+        self._lock = threading.Lock()  # guards _left
+        self._left = count
+        self.done = threading.Event()
+        if count == 0:
+            self.done.set()
+
+    def __call__(self, _future: _Future[Any]) -> None:
+        with self._lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self.done.set()
+
+
+class _Gate:
+    """Lets the coroutines of one step of a tick start only while the tick still wants them.
+
+    Cancelling a ``run_coroutine_threadsafe`` future before the loop has
+    started its coroutine does not stop the coroutine from starting: the task
+    is created and takes its first step before the cancellation reaches it.
+    Each of our coroutines therefore checks its gate first, on the loop, and
+    does nothing once the ticker has given up on it or is stopping.
+    """
+
+    __slots__ = ("_stop_event", "closed")
+
+    def __init__(self, stop_event: threading.Event) -> None:
+        self._stop_event = stop_event
+        self.closed = False  # set by the ticker thread, read on the loop thread
+
+    @property
+    def open(self) -> bool:
+        return not self.closed and not self._stop_event.is_set()
+
+
+class _Survey:
+    """What the survey coroutine learned, written on the loop thread.
+
+    The ticker thread reads it once the survey's future is done, or, after a
+    timeout, reads ``live`` to tell a blocked loop (``None``: the survey never
+    ran) from a hung ``reap_idle()``. Each attribute is assigned once, whole,
+    so such a read sees either nothing or a complete value.
+    """
+
+    __slots__ = ("live", "reap_error", "reaped")
+
+    def __init__(self) -> None:
+        self.live: tuple[str, ...] | None = None
+        self.reaped: tuple[str, ...] = ()
+        self.reap_error: BaseException | None = None
+
+
+async def _survey(pool: Pool, survey: _Survey, gate: _Gate) -> None:
+    """Read which roles are alive and, if any are, reap the idle ones (on the loop)."""
+    if not gate.open:
+        return
+    live = tuple(role for role in pool.registered_roles if pool.accessor(role).is_alive)
+    survey.live = live
+    if not live:
+        return
+    try:
+        survey.reaped = tuple(await pool.reap_idle())
+    except Exception as exc:  # reported in the TickReport, never raised
+        survey.reap_error = exc
+
+
+async def _ping_if_alive(pool: Pool, role: str, gate: _Gate) -> float | None:
+    """Ping ``role`` if it is alive right now; return the round trip in seconds.
+
+    The check and the ping's start happen in one step of the loop, so a role
+    that was reaped or died since the survey is left alone (``None``):
+    pinging it would spawn it again.
+    """
+    if not gate.open or not pool.accessor(role).is_alive:
+        return None
+    start = _clock.monotonic()
+    await pool.ping_role(role)
+    return _clock.monotonic() - start
+
+
+def _outcome(future: _Future[_T]) -> tuple[_T | None, BaseException | None]:
+    """Return ``(result, None)`` or ``(None, exception)`` of a finished future."""
+    try:
+        error = future.exception(timeout=0)
+    except concurrent.futures.CancelledError as cancelled:
+        return None, cancelled
+    if error is not None:
+        return None, error
+    return future.result(timeout=0), None
+
+
+def _in_event_loop_thread() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class HealthTicker:
+    """Reap idle workers and ping live ones on a fixed cadence, from a daemon thread.
+
+    Every ``interval_s`` seconds the ticker's thread runs one tick: it reads
+    which roles are alive, calls the pool's ``reap_idle()``, then pings every
+    role that is still alive, all pings at once. Each call is a coroutine
+    submitted to ``runtime`` and waited for at most ``call_timeout_s``; a call
+    still running then is cancelled and reported as a
+    :class:`CallTimeoutError`. The outcome of each tick is a
+    :class:`TickReport`.
+
+    A ticker runs once, like :class:`threading.Thread`. Use it as a context
+    manager, or call :meth:`start` and :meth:`stop`; setting its
+    :attr:`stop_event` from anywhere also stops it.
+
+    Args:
+        pool: The worker pool, see :class:`Pool`. Its state is only ever read
+            on the runtime's loop.
+        runtime: Runs coroutines on the pool's loop, see :class:`Runtime`.
+        interval_s: Seconds between the starts of two ticks; finite, > 0.
+        call_timeout_s: Real seconds to wait for each step of a tick (the
+            survey and reap, then all pings together); finite, > 0.
+        stop_event: The event the thread waits on. Pass an application-wide
+            shutdown event to stop the ticker with everything else; by
+            default a new :class:`threading.Event`. It must not be set yet
+            when the ticker starts.
+        name: The thread's name, also bound as ``ticker`` on every log event.
+
+    Raises:
+        TypeError: An argument has the wrong type, or ``pool`` or ``runtime``
+            lacks part of its protocol.
+        ValueError: ``interval_s`` or ``call_timeout_s`` is not a finite
+            number > 0, or ``name`` is empty.
+
+    Thread safety: every public method and property may be called from any
+    thread. Ticks never overlap: :meth:`tick` and the background thread take
+    turns.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        pool: Pool,
+        runtime: Runtime,
+        *,
+        interval_s: float = 30.0,
+        call_timeout_s: float = 10.0,
+        stop_event: threading.Event | None = None,
+        name: str = "lilbee-health-ticker",
+    ) -> None:
+        check_attributes(
+            "pool",
+            pool,
+            ("registered_roles", "accessor", "reap_idle", "ping_role"),
+            callables=("accessor", "reap_idle", "ping_role"),
+        )
+        check_attributes("runtime", runtime, ("submit",), callables=("submit",))
+        self._interval_s = check_seconds("interval_s", interval_s)
+        self._call_timeout_s = check_seconds("call_timeout_s", call_timeout_s)
+        self._name = check_name(name)
+        if stop_event is None:
+            stop_event = threading.Event()
+        else:
+            check_attributes(
+                "stop_event",
+                stop_event,
+                ("wait", "set", "is_set"),
+                callables=("wait", "set", "is_set"),
+            )
+        self._pool = pool
+        self._runtime = runtime
+        self._stop_event = stop_event
+        self._pid = os.getpid()
+
+        # _lock guards every attribute below that is assigned after __init__,
+        # and _changed (on the same lock) is notified when _ticking becomes
+        # False, a report is stored, or stop() is called. The lock is only ever
+        # held for a few assignments: never while waiting on a future,
+        # submitting to the loop, joining a thread or logging.
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self._stop_requested = False
+        self._ticking = False  # a tick is running; the next must wait its turn
+        self._tick_count = 0
+        self._inflight: set[_Future[Any]] = set()
+        self._last_report: TickReport | None = None
+        self._exception: BaseException | None = None
+        self._runtime_lost = False
+
+        # Which problems are already logged at warning, so that a problem that
+        # lasts many ticks is logged once when it starts and once when it
+        # ends. Only the thread holding the tick slot touches it.
+        self._ongoing: set[str] = set()
+
+    # -- public API ----------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The ticker's name, also its thread's name."""
+        return self._name
+
+    @property
+    def interval_s(self) -> float:
+        """Seconds between the starts of two background ticks."""
+        return self._interval_s
+
+    @property
+    def call_timeout_s(self) -> float:
+        """Real seconds each step of a tick may take before it is cancelled."""
+        return self._call_timeout_s
+
+    @property
+    def stop_event(self) -> threading.Event:
+        """The event the thread waits on as its clock; setting it stops the ticker."""
+        return self._stop_event
+
+    @property
+    def is_running(self) -> bool:
+        """True while the background thread is alive (in this process)."""
+        thread = self._thread
+        return thread is not None and not self._forked() and thread.is_alive()
+
+    @property
+    def last_report(self) -> TickReport | None:
+        """The report of the most recent tick, background or manual, or ``None``."""
+        return self._last_report
+
+    @property
+    def exception(self) -> BaseException | None:
+        """The last unexpected exception inside the ticker's own code, or ``None``.
+
+        Failures of the pool's calls are not here: they are in each
+        :class:`TickReport`. This is for bugs, which are also logged with
+        their traceback.
+        """
+        return self._exception
+
+    def start(self) -> HealthTicker:
+        """Start the background thread and return the ticker.
+
+        Raises:
+            TickerUsageError: The ticker was already started, was stopped, its
+                ``stop_event`` is already set, or it was created in another
+                process (before a fork).
+        """
+        self._refuse_if_forked("start()")
+        with self._lock:
+            if self._thread is not None:
+                problem = "start() was called on a ticker that was already started"
+            elif self._stop_requested:
+                problem = "start() was called on a ticker that was already stopped"
+            elif self._stop_event.is_set():
+                problem = "start() was called but its stop_event is already set"
+            else:
+                thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                # Started under the lock so that stop() never sees a thread it
+                # cannot join. Thread.start() only waits for the new thread to
+                # begin, and _run() does not need the lock to begin.
+                thread.start()
+                self._thread = thread
+                return self
+        raise TickerUsageError(
+            self._name,
+            problem,
+            "a ticker runs once, like threading.Thread: create a new HealthTicker "
+            "(with a stop_event that is not set) to start again",
+        )
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop the ticker: set the stop event, cancel calls in flight, join the thread.
+
+        Safe to call before :meth:`start`, more than once, and from any thread,
+        including the runtime's loop thread and the ticker's own thread (from
+        a hook), where it cannot wait for itself and returns ``False`` at once;
+        the thread then ends as soon as the current tick returns.
+
+        Args:
+            timeout: Longest time to wait for the thread to end, in seconds;
+                finite and >= 0.
+
+        Returns:
+            True if the thread has ended (or never started), False if it was
+            still running when ``timeout`` passed.
+
+        Raises:
+            TypeError: ``timeout`` is not a real number.
+            ValueError: ``timeout`` is negative or not finite.
+        """
+        timeout = check_seconds("timeout", timeout, allow_zero=True)
+        if self._forked():
+            return True  # the thread lives only in the parent process
+        self._stop_event.set()
+        with self._lock:
+            self._stop_requested = True
+            inflight = tuple(self._inflight)
+            thread = self._thread
+            self._changed.notify_all()
+        # Cancelling runs the futures' callbacks, which wakes a tick waiting
+        # on them; do it without the lock.
+        for future in inflight:
+            future.cancel()
+        if thread is None:
+            return True
+        if thread is threading.current_thread():
+            return False
+        thread.join(timeout)
+        if thread.is_alive():
+            _log.warning("ticker.stop_timeout", ticker=self._name, timeout_s=timeout)
+            return False
+        return True
+
+    def tick(self) -> TickReport:
+        """Run one full tick now, in the calling thread, and return its report.
+
+        It waits its turn if the background thread is in a tick. It also
+        records the report as :attr:`last_report` and counts in the ticker's
+        tick numbers.
+
+        Raises:
+            TickerUsageError: The ticker is stopped, or the call comes from
+                the ticker's own thread or a thread running an event loop,
+                where it would wait for itself (use
+                ``await asyncio.to_thread(ticker.tick)`` from a coroutine).
+            RuntimeUnavailableError: ``runtime.submit()`` raised.
+            TimeoutError: The tick in progress on another thread did not end
+                within its own worst-case bound.
+        """
+        self._refuse_if_forked("tick()")
+        if self._thread is not None and threading.current_thread() is self._thread:
+            raise TickerUsageError(
+                self._name,
+                "tick() was called from the ticker's own thread, where it would wait for itself",
+                "return from the hook and let the current tick finish",
+            )
+        if _in_event_loop_thread():
+            raise TickerUsageError(
+                self._name,
+                "tick() blocks, and was called from a thread running an asyncio event loop, "
+                "which would stall that loop (and deadlock if it is the runtime's)",
+                "call it from a coroutine as `await asyncio.to_thread(ticker.tick)`",
+            )
+        if not self._claim_slot(background=False):
+            raise TimeoutError(
+                f"ticker {self._name!r}: the tick in progress on another thread did not end "
+                f"within {self._slot_timeout():g}s"
+            )
+        try:
+            return self._tick()
+        finally:
+            self._release_slot()
+
+    def wait_for_tick(self, number: int = 1, timeout: float = 60.0) -> TickReport | None:
+        """Block until tick ``number`` has completed; return the latest report.
+
+        Useful to hold back readiness until the first health check has run,
+        and in tests to wait for the background thread without sleeping.
+
+        Args:
+            number: The tick to wait for, 1-based; a completed tick returns
+                at once.
+            timeout: Longest wait in seconds; finite and >= 0.
+
+        Returns:
+            The latest report (its ``number`` is at least ``number``), or
+            ``None`` if ``timeout`` passed or the ticker stopped first.
+        """
+        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            raise ValueError(f"number must be an int >= 1, got {number!r}")
+        budget = _clock.Budget(check_seconds("timeout", timeout, allow_zero=True))
+        with self._changed:
+            while True:
+                report = self._last_report
+                if report is not None and report.number >= number:
+                    return report
+                if self._stopping() or budget.spent:
+                    return None
+                budget.wait(self._changed.wait, _WAITER_CHECK_S)
+
+    def __enter__(self) -> HealthTicker:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        if self.is_running:
+            state = "running"
+        elif self._thread is not None or self._stop_requested:
+            state = "stopped"
+        else:
+            state = "new"
+        return (
+            f"<HealthTicker {self._name!r} {state} interval_s={self._interval_s:g} "
+            f"ticks={self._tick_count}>"
+        )
+
+    # -- the thread ----------------------------------------------------------
+
+    def _run(self) -> None:
+        """The thread's body: tick on the cadence until stopped; never die silently."""
+        _log.info(
+            "ticker.started",
+            ticker=self._name,
+            interval_s=self._interval_s,
+            call_timeout_s=self._call_timeout_s,
+        )
+        reason = "stopped"
+        try:
+            self._tick_on_cadence()
+        except RuntimeUnavailableError:
+            reason = "runtime_unavailable"  # logged where it was found
+        except BaseException as exc:
+            reason = "crashed"
+            self._exception = exc
+            _log.critical("ticker.crashed", ticker=self._name, exc_info=exc)
+        finally:
+            with self._changed:
+                self._changed.notify_all()  # wake wait_for_tick(): no more ticks will come
+            _log.info("ticker.stopped", ticker=self._name, reason=reason, ticks=self._tick_count)
+
+    def _tick_on_cadence(self) -> None:
+        """Wait on the stop event as the clock; each time it times out, run one tick."""
+        interval = self._interval_s
+        now = _clock.monotonic()
+        deadline = now + interval
+        while not self._stop_event.wait(_clock.next_wait(deadline, now, interval)):
+            # The wait timed out, so the tick is due. That is trusted over the
+            # clock's reading, which a test may have frozen or moved.
+            if self._claim_slot(background=True):
+                try:
+                    self._tick()
+                except RuntimeUnavailableError:
+                    raise
+                except Exception as exc:
+                    self._exception = exc
+                    _log.error("tick.crashed", ticker=self._name, exc_info=exc)
+                finally:
+                    self._release_slot()
+            now = _clock.monotonic()
+            deadline = _clock.next_deadline(deadline, now, interval)
+
+    # -- one tick --------------------------------------------------------------
+
+    def _slot_timeout(self) -> float:
+        # A tick waits at most call_timeout_s for its survey and as long again
+        # for its pings.
+        return 2 * self._call_timeout_s + _SLOT_GRACE_S
+
+    def _claim_slot(self, *, background: bool) -> bool:
+        """Wait (bounded) until no other tick runs, then mark one as running.
+
+        Raises:
+            TickerUsageError: For a manual tick, the ticker is stopped.
+        """
+        budget = _clock.Budget(self._slot_timeout())
+        with self._changed:
+            while True:
+                if self._stop_requested or self._stop_event.is_set():
+                    if background:
+                        return False
+                    raise TickerUsageError(
+                        self._name,
+                        "tick() was called on a stopped ticker (stop() was called or its "
+                        "stop_event is set)",
+                        "create a new HealthTicker to tick again",
+                    )
+                if not self._ticking:
+                    self._ticking = True
+                    return True
+                if budget.spent:
+                    return False
+                budget.wait(self._changed.wait, self._slot_timeout())
+
+    def _release_slot(self) -> None:
+        with self._changed:
+            self._ticking = False
+            self._changed.notify_all()
+
+    def _tick(self) -> TickReport:
+        """Run one tick; the caller holds the tick slot."""
+        with self._lock:
+            self._tick_count += 1
+            number = self._tick_count
+        started_at = _clock.wall_clock()
+        start = _clock.monotonic()
+
+        survey = _Survey()
+        snapshot_error: BaseException | None = None
+        gate = _Gate(self._stop_event)
+        survey_future = self._submit(
+            _survey(self._pool, survey, gate), "the survey (snapshot, reap_idle())"
+        )
+        self._await_all((survey_future,))
+        interrupted = self._stopping()
+        if survey_future.done():
+            _, error = _outcome(survey_future)
+        else:
+            gate.closed = True
+            survey_future.cancel()
+            error = self._unfinished_error("the survey (snapshot, reap_idle())", interrupted)
+        self._forget((survey_future,))
+        live = survey.live or ()
+        reap_error = survey.reap_error
+        if error is not None:
+            if survey.live is None:
+                snapshot_error = error
+            else:
+                reap_error = error
+
+        pinged: list[str] = []
+        failed: dict[str, BaseException] = {}
+        latencies: dict[str, float] = {}
+        if live and not interrupted:
+            targets = [role for role in live if role not in survey.reaped]
+            gate = _Gate(self._stop_event)
+            pings = self._submit_pings(targets, gate)
+            self._await_all(pings.values())
+            interrupted = self._stopping()
+            gate.closed = True  # pings not started yet must not start now
+            for role, future in pings.items():
+                if future.done():
+                    latency, error = _outcome(future)
+                else:
+                    future.cancel()
+                    latency, error = (
+                        None,
+                        self._unfinished_error(f"ping_role({role!r})", interrupted),
+                    )
+                if error is not None:
+                    failed[role] = error
+                elif latency is not None:
+                    pinged.append(role)
+                    latencies[role] = latency
+            self._forget(pings.values())
+
+        report = TickReport(
+            number=number,
+            started_at=started_at,
+            duration_s=max(0.0, _clock.monotonic() - start),
+            live=live,
+            reaped=survey.reaped,
+            pinged=tuple(pinged),
+            failed=types.MappingProxyType(failed),
+            latencies=types.MappingProxyType(latencies),
+            reap_error=reap_error,
+            snapshot_error=snapshot_error,
+            interrupted=interrupted,
+        )
+        with self._changed:
+            self._last_report = report
+            self._changed.notify_all()
+        self._log_report(report)
+        return report
+
+    def _submit_pings(self, roles: Sequence[str], gate: _Gate) -> dict[str, _Future[float | None]]:
+        pings: dict[str, _Future[float | None]] = {}
+        try:
+            for role in roles:
+                coro = _ping_if_alive(self._pool, role, gate)
+                pings[role] = self._submit(coro, f"ping_role({role!r})")
+        except RuntimeUnavailableError:
+            gate.closed = True
+            for future in pings.values():
+                future.cancel()
+            self._forget(pings.values())
+            raise
+        return pings
+
+    def _submit(self, coro: Coroutine[Any, Any, _T], call: str) -> _Future[_T]:
+        """Submit ``coro`` to the runtime and record its future as in flight."""
+        try:
+            future = self._runtime.submit(coro)
+        except BaseException as exc:
+            coro.close()  # it never ran: no "coroutine was never awaited" warning
+            self._runtime_unavailable(call, exc)
+            raise RuntimeUnavailableError(self._name, call) from exc
+        with self._lock:
+            self._inflight.add(future)
+        # The coroutine may already be running on the loop, and stop() may
+        # have swept _inflight before the add above. stop() sets the event
+        # before it sweeps, so checking it after the add closes that gap.
+        if self._stopping():
+            future.cancel()
+        return future
+
+    def _forget(self, futures: Iterable[_Future[Any]]) -> None:
+        with self._lock:
+            self._inflight.difference_update(futures)
+
+    def _await_all(self, futures: Iterable[_Future[Any]]) -> None:
+        """Block until every future is done, call_timeout_s passes, or the ticker stops."""
+        pending = [future for future in futures if not future.done()]
+        if not pending:
+            return
+        countdown = _Countdown(len(pending))
+        for future in pending:
+            future.add_done_callback(countdown)
+        budget = _clock.Budget(self._call_timeout_s)
+        while not self._stopping() and not budget.spent:
+            if budget.wait(countdown.done.wait, _STOP_CHECK_S):
+                return
+
+    def _unfinished_error(self, call: str, interrupted: bool) -> BaseException:
+        if interrupted:
+            return concurrent.futures.CancelledError(f"{call} was cancelled: the ticker stopped")
+        return CallTimeoutError(call, self._call_timeout_s)
+
+    def _stopping(self) -> bool:
+        return self._stop_requested or self._stop_event.is_set()
+
+    def _runtime_unavailable(self, call: str, exc: BaseException) -> None:
+        with self._lock:
+            first = not self._runtime_lost
+            self._runtime_lost = True
+        if first:
+            _log.warning("runtime.unavailable", ticker=self._name, call=call, error=repr(exc))
+
+    # -- logging -----------------------------------------------------------------
+
+    def _log_report(self, report: TickReport) -> None:
+        """Log the tick at debug, and each problem once when it starts and once when it ends."""
+        _log.debug(
+            "tick.completed",
+            ticker=self._name,
+            number=report.number,
+            duration_ms=round(report.duration_s * 1000.0, 3),
+            live=report.live,
+            reaped=report.reaped,
+            pinged=report.pinged,
+            failed=tuple(report.failed),
+        )
+        if report.interrupted:
+            return  # a stop is not evidence about the pool
+        if report.snapshot_error is None:
+            self._resolved("snapshot")
+        else:
+            self._problem("snapshot", "snapshot.failed", error=report.snapshot_error)
+        if report.reap_error is None:
+            if report.live:
+                self._resolved("reap")
+        else:
+            self._problem("reap", "reap.failed", error=report.reap_error)
+        for role, error in report.failed.items():
+            self._problem(f"ping:{role}", "ping.failed", error=error, role=role)
+        for role in report.pinged:
+            self._resolved(f"ping:{role}", role=role)
+        if report.snapshot_error is None:
+            # A role that is no longer alive has no ping streak to end.
+            pinged_or_failed = {f"ping:{role}" for role in (*report.pinged, *report.failed)}
+            self._ongoing -= {k for k in self._ongoing if k.startswith("ping:")} - pinged_or_failed
+
+    def _problem(self, key: str, event: str, *, error: BaseException, **fields: Any) -> None:
+        first = key not in self._ongoing
+        self._ongoing.add(key)
+        log = _log.warning if first else _log.debug
+        log(event, ticker=self._name, error=repr(error), **fields)
+
+    def _resolved(self, key: str, **fields: Any) -> None:
+        if key in self._ongoing:
+            self._ongoing.discard(key)
+            event = key.split(":", 1)[0] + ".recovered"
+            _log.info(event, ticker=self._name, **fields)
+
+    # -- process identity ------------------------------------------------------
+
+    def _forked(self) -> bool:
+        return os.getpid() != self._pid
+
+    def _refuse_if_forked(self, call: str) -> None:
+        if self._forked():
+            raise TickerUsageError(
+                self._name,
+                f"{call} was called in a child process, but the ticker and its runtime "
+                f"belong to process {self._pid}",
+                "create a new runtime and a new HealthTicker in the child",
+            )

@@ -1,0 +1,497 @@
+"""What one tick does, how the thread runs and stops, and how misuse is refused."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import gc
+import os
+import threading
+import time
+
+import pytest
+from structlog.testing import capture_logs
+
+from lilbee_ticker import (
+    CallTimeoutError,
+    LoopRuntime,
+    RuntimeUnavailableError,
+    TickerUsageError,
+)
+from lilbee_ticker.pytest_plugin import MakeTicker, WaitForTicks
+from lilbee_ticker.testing import (
+    Crash,
+    Delay,
+    Fail,
+    FakePool,
+    Hang,
+    ManualClock,
+    WorkerCrashedError,
+)
+
+from .conftest import MakePool
+
+ROLES = ("embed", "chat", "rerank")
+
+
+# -- one tick ---------------------------------------------------------------------
+
+
+def test_no_live_roles_makes_no_reap_or_ping(make_pool: MakePool, make_ticker: MakeTicker) -> None:
+    """With nothing alive a tick is a no-op: no reap, no ping, a skipped report."""
+    pool = make_pool(ROLES, alive=False)
+    report = make_ticker(pool).tick()
+    assert report.skipped
+    assert report.ok
+    assert report.live == ()
+    assert pool.count("reap_idle") == 0
+    assert pool.count("ping_role") == 0
+
+
+def test_tick_reaps_then_pings_every_live_role(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """A tick calls reap_idle once and pings each live role once, and reports them."""
+    pool = make_pool(ROLES, alive=["embed", "chat"])
+    report = make_ticker(pool).tick()
+    assert report.number == 1
+    assert report.live == ("embed", "chat")
+    assert set(report.pinged) == {"embed", "chat"}
+    assert report.reaped == ()
+    assert report.ok and not report.skipped
+    assert set(report.latencies) == {"embed", "chat"}
+    assert all(latency >= 0.0 for latency in report.latencies.values())
+    assert pool.count("reap_idle") == 1
+    assert pool.count("ping_role", "embed") == 1
+    assert pool.count("ping_role", "chat") == 1
+    assert pool.count("ping_role", "rerank") == 0
+    methods = [call.method for call in pool.calls if call.method != "is_alive"]
+    assert methods.index("reap_idle") < methods.index("ping_role")
+
+
+def test_pool_is_only_touched_on_the_runtime_loop_thread(
+    make_pool: MakePool, make_ticker: MakeTicker, lilbee_runtime: LoopRuntime
+) -> None:
+    """Every pool call of a tick runs on the runtime's loop thread."""
+    pool = make_pool(ROLES)
+    make_ticker(pool).tick()
+    assert pool.calls
+    assert {call.thread_id for call in pool.calls} == {lilbee_runtime.thread.ident}  # type: ignore[union-attr]
+
+
+def test_one_failing_ping_does_not_stop_the_others(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """A ping that raises is reported under its role; the other roles are still pinged."""
+    pool = make_pool(ROLES)
+    boom = ConnectionError("chat is gone")
+    pool.set_ping("chat", Fail(boom))
+    report = make_ticker(pool).tick()
+    assert set(report.pinged) == {"embed", "rerank"}
+    assert report.failed == {"chat": boom}
+    assert not report.ok
+
+
+def test_failing_reap_does_not_stop_pings(make_pool: MakePool, make_ticker: MakeTicker) -> None:
+    """A reap_idle that raises is reported, and every live role is still pinged."""
+    pool = make_pool(ROLES)
+    pool.set_reap(Fail(RuntimeError("reap broke")))
+    report = make_ticker(pool).tick()
+    assert isinstance(report.reap_error, RuntimeError)
+    assert set(report.pinged) == set(ROLES)
+    assert not report.ok
+
+
+def test_reaped_role_is_not_respawned(make_pool: MakePool, make_ticker: MakeTicker) -> None:
+    """A worker reaped for idleness stays down: its ping is skipped, so it is not spawned again."""
+    clock = ManualClock()
+    pool = make_pool(ROLES, max_idle_s=60.0, clock=clock)
+    ticker = make_ticker(pool)
+    clock.advance(30)
+    pool.use("chat")  # chat was used recently; the others go idle
+    clock.advance(45)
+    report = ticker.tick()
+    assert set(report.reaped) == {"embed", "rerank"}
+    assert report.pinged == ("chat",)
+    assert pool.count("ping_role", "embed") == 0
+    assert pool.spawns("embed") == 0 and not pool.is_alive("embed")
+    assert pool.spawns("rerank") == 0 and not pool.is_alive("rerank")
+
+    later = ticker.tick()
+    assert later.live == ("chat",)
+    assert pool.spawns("embed") == 0 and pool.spawns("rerank") == 0
+
+
+def test_role_that_dies_between_survey_and_ping_is_not_pinged(
+    make_pool: MakePool, make_ticker: MakeTicker, lilbee_runtime: LoopRuntime
+) -> None:
+    """The alive check runs on the loop right before each ping, after the reap."""
+    pool = make_pool(ROLES)
+    # reap_idle itself kills "embed" without reporting it, as a crash would.
+    original = pool.reap_idle
+
+    async def reap_and_lose_embed() -> tuple[str, ...]:
+        pool.set_alive("embed", False)
+        return await original()
+
+    pool.reap_idle = reap_and_lose_embed  # type: ignore[method-assign]
+    report = make_ticker(pool).tick()
+    assert report.live == ROLES
+    assert set(report.pinged) == {"chat", "rerank"}
+    assert "embed" not in report.failed
+    assert pool.spawns("embed") == 0
+
+
+def test_pings_run_concurrently(make_pool: MakePool, make_ticker: MakeTicker) -> None:
+    """Eight 100 ms pings take about one ping's time, not eight."""
+    roles = tuple(f"role{i}" for i in range(8))
+    pool = make_pool(roles)
+    for role in roles:
+        pool.set_ping(role, Delay(0.1))
+    report = make_ticker(pool).tick()
+    assert set(report.pinged) == set(roles)
+    assert pool.max_concurrent_pings == 8
+    assert report.duration_s < 0.4, report.duration_s  # sequential would be >= 0.8
+
+
+def test_hung_ping_times_out_and_its_task_is_cancelled(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """A ping outliving call_timeout_s is reported as a TimeoutError and cancelled on the loop."""
+    pool = make_pool(ROLES)
+    pool.set_ping("chat", Hang())
+    report = make_ticker(pool, call_timeout_s=0.2).tick()
+    error = report.failed["chat"]
+    assert isinstance(error, TimeoutError)
+    assert isinstance(error, CallTimeoutError)
+    assert error.call == "ping_role('chat')" and error.timeout_s == 0.2
+    assert set(report.pinged) == {"embed", "rerank"}
+    assert pool.wait_for_cancelled(1, timeout=5)
+    assert [call.role for call in pool.cancelled] == ["chat"]
+
+
+def test_hung_reap_times_out_and_pings_go_ahead(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """A reap that outlives call_timeout_s is cancelled and reported; live roles are pinged."""
+    pool = make_pool(ROLES)
+    pool.script_reap(Hang())
+    report = make_ticker(pool, call_timeout_s=0.2).tick()
+    assert isinstance(report.reap_error, CallTimeoutError)
+    assert report.snapshot_error is None
+    assert set(report.pinged) == set(ROLES)
+    assert pool.wait_for_cancelled(1, timeout=5)
+    assert pool.cancelled[0].method == "reap_idle"
+
+
+def test_blocked_loop_is_reported_as_snapshot_error(
+    make_pool: MakePool, make_ticker: MakeTicker, lilbee_runtime: LoopRuntime
+) -> None:
+    """When the loop cannot run the survey in time, the tick reports it and calls nothing."""
+    pool = make_pool(ROLES)
+    release = threading.Event()
+    entered = threading.Event()
+
+    async def block_the_loop() -> None:
+        entered.set()
+        release.wait(10)  # deliberately blocks the whole loop thread
+
+    blocker = lilbee_runtime.submit(block_the_loop())
+    assert entered.wait(5)
+    try:
+        report = make_ticker(pool, call_timeout_s=0.1).tick()
+    finally:
+        release.set()
+    blocker.result(5)
+    assert isinstance(report.snapshot_error, CallTimeoutError)
+    assert report.live == () and not report.skipped and not report.ok
+    assert pool.count("reap_idle") == 0 and pool.count("ping_role") == 0
+
+
+def test_crashing_worker_is_reported_and_left_down(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """A worker that dies during its ping is a failure, and the next tick does not revive it."""
+    pool = make_pool(ROLES)
+    pool.script_ping("rerank", Crash())
+    ticker = make_ticker(pool)
+    report = ticker.tick()
+    assert isinstance(report.failed["rerank"], WorkerCrashedError)
+    assert ticker.tick().live == ("embed", "chat")
+    assert pool.spawns("rerank") == 0
+
+
+def test_ticks_are_numbered_and_last_report_kept(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """Reports are numbered from 1 and the latest is last_report."""
+    ticker = make_ticker(make_pool(ROLES))
+    assert ticker.last_report is None
+    first, second = ticker.tick(), ticker.tick()
+    assert (first.number, second.number) == (1, 2)
+    assert ticker.last_report is second
+    assert second.started_at >= first.started_at
+
+
+# -- the background thread --------------------------------------------------------
+
+
+def test_background_thread_ticks_on_its_cadence(
+    make_pool: MakePool, make_ticker: MakeTicker, wait_for_ticks: WaitForTicks
+) -> None:
+    """A started ticker ticks by itself at a small interval, in a named daemon thread."""
+    pool = make_pool(ROLES)
+    ticker = make_ticker(pool, interval_s=0.02, name="cadence-test").start()
+    assert ticker.is_running
+    report = wait_for_ticks(ticker, 5)
+    assert report.number >= 5
+    threads = [t for t in threading.enumerate() if t.name == "cadence-test"]
+    assert len(threads) == 1 and threads[0].daemon
+    assert pool.count("reap_idle") >= 5
+
+
+def test_first_tick_waits_one_interval(make_pool: MakePool, make_ticker: MakeTicker) -> None:
+    """The thread does not tick at start: the first tick is one interval later."""
+    ticker = make_ticker(make_pool(ROLES), interval_s=3600).start()
+    assert ticker.wait_for_tick(1, timeout=0.2) is None
+    assert ticker.stop()
+
+
+def test_manual_and_background_ticks_never_overlap(
+    make_pool: MakePool, make_ticker: MakeTicker, wait_for_ticks: WaitForTicks
+) -> None:
+    """tick() from several threads and the background thread take turns."""
+    pool = make_pool(("only",))
+    pool.set_ping("only", Delay(0.02))
+    ticker = make_ticker(pool, interval_s=0.005).start()
+    errors: list[BaseException] = []
+
+    def hammer() -> None:
+        try:
+            for _ in range(5):
+                ticker.tick()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert errors == []
+    wait_for_ticks(ticker, 20)
+    assert pool.max_concurrent_pings == 1
+    assert pool.count("ping_role") >= 15
+
+
+def test_stop_returns_promptly_during_a_hung_ping(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """stop() cancels a hung ping instead of waiting out call_timeout_s."""
+    pool = make_pool(ROLES)
+    pool.set_ping("chat", Hang())
+    ticker = make_ticker(pool, interval_s=0.01, call_timeout_s=60).start()
+    assert pool.wait_for_calls("ping_role", role="chat", timeout=5)
+    started = time.monotonic()
+    assert ticker.stop(timeout=5)
+    assert time.monotonic() - started < 2.0  # far below call_timeout_s
+    assert not ticker.is_running
+    assert pool.wait_for_cancelled(1, timeout=5)
+    report = ticker.last_report
+    assert report is not None and report.interrupted
+    assert isinstance(report.failed["chat"], concurrent.futures.CancelledError)
+
+
+def test_setting_stop_event_directly_stops_it_during_a_hung_ping(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """An application-wide stop event set from elsewhere ends the thread without stop()."""
+    pool = make_pool(ROLES)
+    pool.set_ping("chat", Hang())
+    shutdown = threading.Event()
+    ticker = make_ticker(pool, interval_s=0.01, call_timeout_s=60, stop_event=shutdown).start()
+    assert ticker.stop_event is shutdown
+    assert pool.wait_for_calls("ping_role", role="chat", timeout=5)
+    shutdown.set()
+    assert ticker.wait_for_tick(10**6, timeout=5) is None  # returns when the thread ends
+    thread = next(t for t in threading.enumerate() if t.name == ticker.name)
+    thread.join(5)
+    assert not ticker.is_running
+
+
+def test_stop_from_the_runtime_loop_thread(
+    make_pool: MakePool, make_ticker: MakeTicker, lilbee_runtime: LoopRuntime
+) -> None:
+    """stop() called on the loop thread, while the ticker waits on that loop, does not deadlock."""
+    pool = make_pool(ROLES)
+    pool.set_ping("chat", Hang())
+    ticker = make_ticker(pool, interval_s=0.01, call_timeout_s=60).start()
+    assert pool.wait_for_calls("ping_role", role="chat", timeout=5)
+
+    async def stop_from_loop() -> bool:
+        return ticker.stop(timeout=5)  # blocks the loop while it joins: that is the point
+
+    started = time.monotonic()
+    assert lilbee_runtime.run(stop_from_loop(), timeout=10)
+    assert time.monotonic() - started < 2.0
+    assert not ticker.is_running
+
+
+def test_stop_is_idempotent_and_safe_before_start(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """stop() before start() and stop() twice both return True."""
+    ticker = make_ticker(make_pool(ROLES))
+    assert ticker.stop()
+    assert ticker.stop()
+    running = make_ticker(make_pool(ROLES), interval_s=0.01).start()
+    assert running.stop()
+    assert running.stop()
+    assert not running.is_running
+
+
+def test_context_manager_stops_on_exception(make_pool: MakePool, make_ticker: MakeTicker) -> None:
+    """Leaving the with block by an exception stops the ticker and lets the exception through."""
+    ticker = make_ticker(make_pool(ROLES), interval_s=0.01)
+    entered = []
+
+    def body() -> None:
+        with ticker as inside:
+            entered.append((inside, inside.is_running))
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        body()
+    assert entered == [(ticker, True)]
+    assert not ticker.is_running
+    assert ticker.stop_event.is_set()
+
+
+def test_runtime_shut_down_mid_run_ends_the_thread(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """When submit() starts raising, the thread logs one warning, ends, and tick() raises."""
+    runtime = LoopRuntime(name="short-lived").start()
+    pool = FakePool(ROLES, loop_thread=runtime.thread)
+    ticker = make_ticker(pool, runtime, interval_s=0.01).start()
+    with capture_logs() as logs:
+        ticker.wait_for_tick(2, timeout=5)
+        assert runtime.shutdown(timeout=5)
+        assert ticker.wait_for_tick(10**6, timeout=5) is None
+        thread = next((t for t in threading.enumerate() if t.name == ticker.name), None)
+        if thread is not None:
+            thread.join(5)
+        assert not ticker.is_running
+        with pytest.raises(RuntimeUnavailableError) as excinfo:
+            ticker.tick()
+    assert excinfo.value.__cause__ is not None
+    assert "runtime.submit() raised" in str(excinfo.value)
+    unavailable = [e for e in logs if e["event"] == "runtime.unavailable"]
+    assert len(unavailable) == 1
+    assert unavailable[0]["log_level"] == "warning"
+    stopped = [e for e in logs if e["event"] == "ticker.stopped"]
+    assert stopped and stopped[0]["reason"] == "runtime_unavailable"
+    assert ticker.exception is None
+    gc.collect()  # a never-awaited coroutine would warn here, and warnings are errors
+
+
+# -- misuse ---------------------------------------------------------------------------
+
+
+def test_start_twice_raises(make_pool: MakePool, make_ticker: MakeTicker) -> None:
+    """A ticker runs once: a second start() is refused with a message that says what to do."""
+    ticker = make_ticker(make_pool(ROLES), interval_s=0.01).start()
+    with pytest.raises(TickerUsageError, match=r"already started.*create a new HealthTicker"):
+        ticker.start()
+
+
+def test_start_after_stop_raises(make_pool: MakePool, make_ticker: MakeTicker) -> None:
+    """start() after stop() is refused."""
+    ticker = make_ticker(make_pool(ROLES))
+    ticker.stop()
+    with pytest.raises(TickerUsageError, match="already stopped"):
+        ticker.start()
+
+
+def test_start_with_set_stop_event_raises(make_pool: MakePool, make_ticker: MakeTicker) -> None:
+    """start() with a stop_event that is already set is refused."""
+    event = threading.Event()
+    event.set()
+    ticker = make_ticker(make_pool(ROLES), stop_event=event)
+    with pytest.raises(TickerUsageError, match="stop_event is already set"):
+        ticker.start()
+    assert not ticker.is_running
+
+
+def test_tick_after_stop_raises(make_pool: MakePool, make_ticker: MakeTicker) -> None:
+    """tick() on a stopped ticker is refused."""
+    ticker = make_ticker(make_pool(ROLES))
+    ticker.stop()
+    with pytest.raises(TickerUsageError, match="stopped ticker"):
+        ticker.tick()
+
+
+def test_tick_from_an_event_loop_thread_raises(
+    make_pool: MakePool, make_ticker: MakeTicker, lilbee_runtime: LoopRuntime
+) -> None:
+    """tick() from the runtime's loop thread would deadlock, so it raises instead."""
+    ticker = make_ticker(make_pool(ROLES))
+
+    async def tick_on_loop() -> None:
+        ticker.tick()
+
+    with pytest.raises(TickerUsageError, match=r"asyncio.to_thread\(ticker.tick\)"):
+        lilbee_runtime.run(tick_on_loop(), timeout=5)
+
+
+def test_wait_for_tick_validates_and_times_out(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """wait_for_tick() returns None on timeout and rejects a bad tick number."""
+    ticker = make_ticker(make_pool(ROLES))
+    assert ticker.wait_for_tick(1, timeout=0.05) is None
+    ticker.tick()
+    assert ticker.wait_for_tick(1, timeout=0) is ticker.last_report
+    with pytest.raises(ValueError, match="number must be an int >= 1, got 0"):
+        ticker.wait_for_tick(0)
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_forked_child_sees_a_stopped_ticker(
+    make_pool: MakePool, make_ticker: MakeTicker, wait_for_ticks: WaitForTicks
+) -> None:
+    """After os.fork() the child's copy is inert, and the parent's ticker keeps ticking."""
+    ticker = make_ticker(make_pool(ROLES), interval_s=0.01).start()
+    wait_for_ticks(ticker, 1)
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code only
+        code = 0
+        try:
+            if ticker.is_running:
+                code = 1
+            started = time.monotonic()
+            if not ticker.stop(timeout=5) or time.monotonic() - started > 0.5:
+                code = 2
+            try:
+                ticker.tick()
+                code = 3
+            except TickerUsageError:
+                pass
+        except BaseException:
+            code = 4
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    before = ticker.last_report
+    assert before is not None
+    wait_for_ticks(ticker, before.number + 3)
+    assert ticker.is_running
+
+
+def test_repr_names_state(make_pool: MakePool, make_ticker: MakeTicker) -> None:
+    """repr() shows the name, state and interval."""
+    ticker = make_ticker(make_pool(ROLES), name="r", interval_s=0.5)
+    assert repr(ticker) == "<HealthTicker 'r' new interval_s=0.5 ticks=0>"
+    ticker.start()
+    assert "running" in repr(ticker)
+    ticker.stop()
+    assert "stopped" in repr(ticker)

@@ -1,0 +1,173 @@
+"""Bad arguments give errors that name the argument, the value and the fix."""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from fractions import Fraction
+from typing import Any
+
+import pytest
+
+from lilbee_ticker import HealthTicker, LoopRuntime
+from lilbee_ticker.testing import FakePool
+
+BAD_SECONDS = [
+    (0, ValueError, "> 0, got 0"),
+    (-1.5, ValueError, "> 0, got -1.5"),
+    (math.nan, ValueError, "finite number of seconds > 0, got nan"),
+    (math.inf, ValueError, "finite number of seconds > 0, got inf"),
+    (-math.inf, ValueError, "finite number of seconds > 0, got -inf"),
+    (1e300, ValueError, "at most threading.TIMEOUT_MAX"),
+    ("30", TypeError, "real number of seconds > 0, got '30' of type str"),
+    (True, TypeError, "got True of type bool"),
+    (None, TypeError, "got None of type NoneType"),
+    (1j, TypeError, "of type complex"),
+]
+
+
+@pytest.fixture
+def pool(lilbee_runtime: LoopRuntime) -> FakePool:
+    return FakePool(loop_thread=lilbee_runtime.thread)
+
+
+@pytest.mark.parametrize("argument", ["interval_s", "call_timeout_s"])
+@pytest.mark.parametrize(("value", "error", "message"), BAD_SECONDS)
+def test_bad_seconds_are_refused(
+    pool: FakePool,
+    lilbee_runtime: LoopRuntime,
+    argument: str,
+    value: Any,
+    error: type[Exception],
+    message: str,
+) -> None:
+    """Non-numbers, bools, NaN, infinities and values <= 0 are refused, naming the argument."""
+    with pytest.raises(error, match=f"^{argument} must be .*{re.escape(message)}"):
+        HealthTicker(pool, lilbee_runtime, **{argument: value})
+
+
+@pytest.mark.parametrize("value", [1, 0.001, Fraction(1, 4), 30.0])
+def test_good_seconds_are_accepted_as_floats(
+    pool: FakePool, lilbee_runtime: LoopRuntime, value: Any
+) -> None:
+    """Any finite real number > 0 is accepted and kept as a float."""
+    ticker = HealthTicker(pool, lilbee_runtime, interval_s=value, call_timeout_s=value)
+    assert ticker.interval_s == float(value) and isinstance(ticker.interval_s, float)
+    assert ticker.call_timeout_s == float(value)
+
+
+def test_defaults(pool: FakePool, lilbee_runtime: LoopRuntime) -> None:
+    """The defaults are a 30 s interval, a 10 s call timeout and a named thread."""
+    ticker = HealthTicker(pool, lilbee_runtime)
+    assert (ticker.interval_s, ticker.call_timeout_s) == (30.0, 10.0)
+    assert ticker.name == "lilbee-health-ticker"
+    assert isinstance(ticker.stop_event, threading.Event)
+    assert not ticker.stop_event.is_set()
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "message"),
+    [
+        ("", ValueError, "non-empty string, got ''"),
+        ("  ", ValueError, "non-empty"),
+        (7, TypeError, "name must be a str, got 7 of type int"),
+    ],
+)
+def test_bad_name(
+    pool: FakePool, lilbee_runtime: LoopRuntime, value: Any, error: type[Exception], message: str
+) -> None:
+    """The thread name must be a non-empty string."""
+    with pytest.raises(error, match=message):
+        HealthTicker(pool, lilbee_runtime, name=value)
+
+
+def test_bad_stop_event(pool: FakePool, lilbee_runtime: LoopRuntime) -> None:
+    """A stop_event without wait/set/is_set is refused, naming what is missing."""
+    with pytest.raises(TypeError, match=r"stop_event does not fit .*missing 'wait'.*got True"):
+        HealthTicker(pool, lilbee_runtime, stop_event=True)  # type: ignore[arg-type]
+
+
+class _NoPing:
+    registered_roles = ("a",)
+
+    def accessor(self, role: str) -> Any: ...
+
+    async def reap_idle(self) -> tuple[str, ...]:
+        return ()
+
+
+class _NotCallable:
+    registered_roles = ("a",)
+    accessor = None
+    reap_idle = 3
+
+    async def ping_role(self, role: str) -> None: ...
+
+
+class _PropertyPool:
+    """Its registered_roles property must not be run from the constructing thread."""
+
+    touched = False
+
+    @property
+    def registered_roles(self) -> tuple[str, ...]:
+        _PropertyPool.touched = True
+        return ()
+
+    def accessor(self, role: str) -> Any: ...
+
+    async def reap_idle(self) -> tuple[str, ...]:
+        return ()
+
+    async def ping_role(self, role: str) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("bad_pool", "message"),
+    [
+        (
+            object(),
+            "missing 'registered_roles', missing 'accessor', missing 'reap_idle', "
+            "missing 'ping_role'",
+        ),
+        (_NoPing(), r"missing 'ping_role'\)"),
+        (_NotCallable(), r"'accessor' is not callable, 'reap_idle' is not callable\)"),
+        (None, "missing 'registered_roles'.*got None"),
+    ],
+)
+def test_pool_missing_pieces(lilbee_runtime: LoopRuntime, bad_pool: Any, message: str) -> None:
+    """A pool that does not fit the protocol is a TypeError naming each missing piece."""
+    with pytest.raises(
+        TypeError, match=f"^pool does not fit the lilbee_ticker.Pool protocol .*{message}"
+    ):
+        HealthTicker(bad_pool, lilbee_runtime)
+
+
+def test_pool_properties_are_not_run_at_construction(lilbee_runtime: LoopRuntime) -> None:
+    """Checking the pool does not read its state from the constructing thread."""
+    HealthTicker(_PropertyPool(), lilbee_runtime)
+    assert not _PropertyPool.touched
+
+
+@pytest.mark.parametrize("bad_runtime", [object(), None, type("R", (), {"submit": 5})()])
+def test_runtime_missing_submit(pool: FakePool, bad_runtime: Any) -> None:
+    """A runtime without a callable submit is a TypeError naming it."""
+    with pytest.raises(
+        TypeError, match=r"^runtime does not fit the lilbee_ticker\.Runtime protocol .*'submit'"
+    ):
+        HealthTicker(pool, bad_runtime)
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [(-1, ValueError), (math.nan, ValueError), (None, TypeError), ("5", TypeError)],
+)
+def test_bad_stop_timeout(
+    pool: FakePool, lilbee_runtime: LoopRuntime, value: Any, error: type[Exception]
+) -> None:
+    """stop(timeout) must be a finite number >= 0; an unbounded wait is not offered."""
+    ticker = HealthTicker(pool, lilbee_runtime)
+    with pytest.raises(error, match=r"^timeout must be"):
+        ticker.stop(value)
+    assert ticker.stop(0)
