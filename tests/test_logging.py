@@ -1,0 +1,86 @@
+"""The ticker's structlog events: what is logged, at which level, and how often."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from structlog.testing import capture_logs
+
+from lilbee_ticker.pytest_plugin import MakeTicker, WaitForTicks
+from lilbee_ticker.testing import Fail
+
+from .conftest import MakePool
+
+ROLES = ("embed", "chat")
+
+
+def test_lifecycle_events(
+    make_pool: MakePool, make_ticker: MakeTicker, wait_for_ticks: WaitForTicks
+) -> None:
+    """ticker.started and ticker.stopped are logged once each at info, with the ticker's name."""
+    with capture_logs() as logs:
+        ticker = make_ticker(make_pool(ROLES), interval_s=0.01, name="logged").start()
+        wait_for_ticks(ticker, 2)
+        ticker.stop()
+    started = [e for e in logs if e["event"] == "ticker.started"]
+    stopped = [e for e in logs if e["event"] == "ticker.stopped"]
+    assert len(started) == 1
+    assert started[0]["log_level"] == "info"
+    assert started[0]["ticker"] == "logged"
+    assert started[0]["interval_s"] == 0.01
+    assert len(stopped) == 1
+    assert stopped[0]["reason"] == "stopped"
+    assert stopped[0]["ticks"] >= 2
+
+
+def test_tick_completed_is_debug_detail(make_pool: MakePool, make_ticker: MakeTicker) -> None:
+    """Each tick logs tick.completed at debug with its duration and outcome."""
+    with capture_logs() as logs:
+        make_ticker(make_pool(ROLES)).tick()
+    (event,) = [e for e in logs if e["event"] == "tick.completed"]
+    assert event["log_level"] == "debug"
+    assert event["number"] == 1
+    assert event["duration_ms"] >= 0
+    assert event["live"] == ROLES
+    assert set(event["pinged"]) == set(ROLES)
+    assert event["failed"] == ()
+
+
+def test_reap_failure_is_a_warning_once_per_streak(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """A reap that fails every tick logs one warning, then one info when it recovers."""
+    pool = make_pool(ROLES)
+    pool.script_reap(*[Fail(RuntimeError("no reap"))] * 5)
+    ticker = make_ticker(pool)
+    with capture_logs() as logs:
+        for _ in range(6):
+            ticker.tick()
+    failed = [e for e in logs if e["event"] == "reap.failed"]
+    assert [e["log_level"] for e in failed] == ["warning"] + ["debug"] * 4
+    assert "no reap" in failed[0]["error"]
+    recovered = [e for e in logs if e["event"] == "reap.recovered"]
+    assert len(recovered) == 1
+    assert recovered[0]["log_level"] == "info"
+
+
+def test_library_never_configures_structlog() -> None:
+    """Importing and running the ticker leaves structlog unconfigured."""
+    script = textwrap.dedent(
+        """
+        import structlog
+        from lilbee_ticker import HealthTicker, LoopRuntime
+        from lilbee_ticker.testing import FakePool
+
+        with LoopRuntime() as runtime:
+            pool = FakePool()
+            HealthTicker(pool, runtime).tick()
+        print("configured" if structlog.is_configured() else "unconfigured")
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "unconfigured"
