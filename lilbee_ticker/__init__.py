@@ -18,23 +18,29 @@ from lilbee_ticker._exceptions import (
     TickerError,
     TickerUsageError,
 )
+from lilbee_ticker._health import HealthStatus, RoleHealth
 from lilbee_ticker._protocols import Pool, RoleAccessor, Runtime
 from lilbee_ticker._report import TickReport
 from lilbee_ticker._runtime import LoopRuntime, RuntimeNotRunningError
-from lilbee_ticker._ticker import HealthTicker
+from lilbee_ticker._stats import TickerStats
+from lilbee_ticker._ticker import HealthTicker, OnChange
 from lilbee_ticker._version import __version__
 
 __all__ = [
     "CallTimeoutError",
+    "HealthStatus",
     "HealthTicker",
     "LoopRuntime",
+    "OnChange",
     "Pool",
     "RoleAccessor",
+    "RoleHealth",
     "Runtime",
     "RuntimeNotRunningError",
     "RuntimeUnavailableError",
     "TickReport",
     "TickerError",
+    "TickerStats",
     "TickerUsageError",
     "__version__",
     "start_health_ticker",

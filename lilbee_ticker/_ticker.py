@@ -19,21 +19,35 @@ import concurrent.futures
 import os
 import threading
 import types
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import structlog
 
 from lilbee_ticker import _clock
 from lilbee_ticker._exceptions import CallTimeoutError, RuntimeUnavailableError, TickerUsageError
+from lilbee_ticker._health import HealthBook, HealthStatus, RoleHealth
 from lilbee_ticker._protocols import Pool, Runtime
 from lilbee_ticker._report import TickReport
-from lilbee_ticker._validate import check_attributes, check_name, check_seconds
+from lilbee_ticker._stats import TickerStats
+from lilbee_ticker._validate import check_attributes, check_count, check_name, check_seconds
 
-__all__ = ["HealthTicker"]
+__all__ = ["HealthTicker", "OnChange"]
 
 _T = TypeVar("_T")
 _Future = concurrent.futures.Future
+
+OnChange = Callable[[RoleHealth | None, RoleHealth], object]
+"""The type of an ``on_change`` hook: ``hook(old, new)``; the return value is ignored."""
+
+# The structlog event and level for each status a role can move to.
+_TRANSITION_EVENTS: dict[HealthStatus, tuple[str, str]] = {
+    HealthStatus.UNKNOWN: ("role.unknown", "debug"),
+    HealthStatus.HEALTHY: ("role.healthy", "info"),
+    HealthStatus.FAILING: ("role.failing", "warning"),
+    HealthStatus.UNHEALTHY: ("role.unhealthy", "warning"),
+    HealthStatus.DOWN: ("role.down", "info"),
+}
 
 _log = structlog.get_logger("lilbee_ticker")
 
@@ -109,9 +123,10 @@ class _Survey:
     so such a read sees either nothing or a complete value.
     """
 
-    __slots__ = ("live", "reap_error", "reaped")
+    __slots__ = ("live", "reap_error", "reaped", "registered")
 
     def __init__(self) -> None:
+        self.registered: tuple[str, ...] | None = None
         self.live: tuple[str, ...] | None = None
         self.reaped: tuple[str, ...] = ()
         self.reap_error: BaseException | None = None
@@ -121,7 +136,9 @@ async def _survey(pool: Pool, survey: _Survey, gate: _Gate) -> None:
     """Read which roles are alive and, if any are, reap the idle ones (on the loop)."""
     if not gate.open:
         return
-    live = tuple(role for role in pool.registered_roles if pool.accessor(role).is_alive)
+    registered = tuple(pool.registered_roles)
+    live = tuple(role for role in registered if pool.accessor(role).is_alive)
+    survey.registered = registered
     survey.live = live
     if not live:
         return
@@ -191,12 +208,21 @@ class HealthTicker:
             default a new :class:`threading.Event`. It must not be set yet
             when the ticker starts.
         name: The thread's name, also bound as ``ticker`` on every log event.
+        failure_threshold: Failed pings in a row that turn a role from
+            ``FAILING`` to ``UNHEALTHY``; an int >= 1.
+        success_threshold: Successful pings in a row that turn a failing or
+            unhealthy role ``HEALTHY`` again; an int >= 1.
+        on_change: Called as ``on_change(old, new)`` with two
+            :class:`RoleHealth` records (``old`` is ``None`` for a role seen
+            for the first time) once per status transition, on the thread
+            running the tick, after the tick's health records are published.
+            An exception it raises is logged and ignored.
 
     Raises:
         TypeError: An argument has the wrong type, or ``pool`` or ``runtime``
             lacks part of its protocol.
         ValueError: ``interval_s`` or ``call_timeout_s`` is not a finite
-            number > 0, or ``name`` is empty.
+            number > 0, a threshold is < 1, or ``name`` is empty.
 
     Thread safety: every public method and property may be called from any
     thread. Ticks never overlap: :meth:`tick` and the background thread take
@@ -214,6 +240,9 @@ class HealthTicker:
         call_timeout_s: float = 10.0,
         stop_event: threading.Event | None = None,
         name: str = "lilbee-health-ticker",
+        failure_threshold: int = 3,
+        success_threshold: int = 1,
+        on_change: OnChange | None = None,
     ) -> None:
         check_attributes(
             "pool",
@@ -225,6 +254,14 @@ class HealthTicker:
         self._interval_s = check_seconds("interval_s", interval_s)
         self._call_timeout_s = check_seconds("call_timeout_s", call_timeout_s)
         self._name = check_name(name)
+        self._failure_threshold = check_count("failure_threshold", failure_threshold)
+        self._success_threshold = check_count("success_threshold", success_threshold)
+        if on_change is not None and not callable(on_change):
+            raise TypeError(
+                "on_change must be a callable taking (old, new) or None, "
+                f"got {on_change!r} of type {type(on_change).__name__}"
+            )
+        self._on_change = on_change
         if stop_event is None:
             stop_event = threading.Event()
         else:
@@ -240,24 +277,29 @@ class HealthTicker:
         self._pid = os.getpid()
 
         # _lock guards every attribute below that is assigned after __init__,
-        # and _changed (on the same lock) is notified when _ticking becomes
-        # False, a report is stored, or stop() is called. The lock is only ever
-        # held for a few assignments: never while waiting on a future,
-        # submitting to the loop, joining a thread or logging.
+        # and _changed (on the same lock) is notified when the tick slot is
+        # freed, a report is stored, stop() is called or the thread ends. The
+        # lock is only ever held for a few assignments: never while waiting
+        # on a future, submitting to the loop, joining a thread, logging or
+        # calling a hook.
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
         self._stop_requested = False
-        self._ticking = False  # a tick is running; the next must wait its turn
+        # The ident of the thread running a tick, or None: the tick slot.
+        # Ticks take turns; the holder alone may touch _health and _ongoing.
+        self._slot_owner: int | None = None
         self._tick_count = 0
+        self._stats = TickerStats()
+        self._health = HealthBook(self._failure_threshold, self._success_threshold)
         self._inflight: set[_Future[Any]] = set()
         self._last_report: TickReport | None = None
         self._exception: BaseException | None = None
         self._runtime_lost = False
 
-        # Which problems are already logged at warning, so that a problem that
-        # lasts many ticks is logged once when it starts and once when it
-        # ends. Only the thread holding the tick slot touches it.
+        # Which pool-wide problems (snapshot, reap) are already logged at
+        # warning, so that one lasting many ticks is logged once when it
+        # starts and once when it ends.
         self._ongoing: set[str] = set()
 
     # -- public API ----------------------------------------------------------
@@ -302,6 +344,40 @@ class HealthTicker:
         their traceback.
         """
         return self._exception
+
+    @property
+    def failure_threshold(self) -> int:
+        """Failed pings in a row that make a role unhealthy."""
+        return self._failure_threshold
+
+    @property
+    def success_threshold(self) -> int:
+        """Successful pings in a row that make a failing or unhealthy role healthy again."""
+        return self._success_threshold
+
+    def health(self) -> Mapping[str, RoleHealth]:
+        """Return every registered role's health record, as of the latest tick.
+
+        The mapping is a read-only snapshot that one tick replaced as a whole,
+        so its records are consistent with each other. It is read without a
+        lock and without touching the pool: safe to call from any thread at
+        any rate, for example from a ``/healthz`` handler, and it never waits
+        for a tick in progress. Empty until the first tick has read the pool.
+        """
+        return self._health.records
+
+    @property
+    def healthy(self) -> bool:
+        """True unless some role is :attr:`HealthStatus.UNHEALTHY`: what a liveness probe serves.
+
+        A role that is down (reaped, crashed or never spawned) or still
+        failing below ``failure_threshold`` does not make the ticker unhealthy.
+        """
+        return self._health.healthy
+
+    def stats(self) -> TickerStats:
+        """Return the ticker's counters, as of the latest completed tick."""
+        return self._stats
 
     def start(self) -> HealthTicker:
         """Start the background thread and return the ticker.
@@ -394,10 +470,13 @@ class HealthTicker:
                 within its own worst-case bound.
         """
         self._refuse_if_forked("tick()")
-        if self._thread is not None and threading.current_thread() is self._thread:
+        if (self._thread is not None and threading.current_thread() is self._thread) or (
+            self._slot_owner == threading.get_ident()
+        ):
             raise TickerUsageError(
                 self._name,
-                "tick() was called from the ticker's own thread, where it would wait for itself",
+                "tick() was called from inside a tick (from an on_change hook, or the "
+                "ticker's own thread), where it would wait for itself",
                 "return from the hook and let the current tick finish",
             )
         if _in_event_loop_thread():
@@ -430,7 +509,8 @@ class HealthTicker:
 
         Returns:
             The latest report (its ``number`` is at least ``number``), or
-            ``None`` if ``timeout`` passed or the ticker stopped first.
+            ``None`` if ``timeout`` passed, the ticker was stopped, or its
+            thread ended first.
         """
         if isinstance(number, bool) or not isinstance(number, int) or number < 1:
             raise ValueError(f"number must be an int >= 1, got {number!r}")
@@ -440,7 +520,7 @@ class HealthTicker:
                 report = self._last_report
                 if report is not None and report.number >= number:
                     return report
-                if self._stopping() or budget.spent:
+                if self._stopping() or budget.spent or self._thread_ended():
                     return None
                 budget.wait(self._changed.wait, _WAITER_CHECK_S)
 
@@ -537,8 +617,8 @@ class HealthTicker:
                         "stop_event is set)",
                         "create a new HealthTicker to tick again",
                     )
-                if not self._ticking:
-                    self._ticking = True
+                if self._slot_owner is None:
+                    self._slot_owner = threading.get_ident()
                     return True
                 if budget.spent:
                     return False
@@ -546,7 +626,7 @@ class HealthTicker:
 
     def _release_slot(self) -> None:
         with self._changed:
-            self._ticking = False
+            self._slot_owner = None
             self._changed.notify_all()
 
     def _tick(self) -> TickReport:
@@ -619,10 +699,18 @@ class HealthTicker:
             snapshot_error=snapshot_error,
             interrupted=interrupted,
         )
+        registered = survey.registered if snapshot_error is None else None
+        transitions = self._health.observe(report, registered, _clock.wall_clock())
+        with self._lock:
+            self._stats = self._stats.add(report)
+        self._log_report(report)
+        for old, new in transitions:
+            self._announce(old, new)
+        # Published last, so that whoever waits for this tick finds its
+        # health records updated and its hooks already run.
         with self._changed:
             self._last_report = report
             self._changed.notify_all()
-        self._log_report(report)
         return report
 
     def _submit_pings(self, roles: Sequence[str], gate: _Gate) -> dict[str, _Future[float | None]]:
@@ -678,6 +766,11 @@ class HealthTicker:
             return concurrent.futures.CancelledError(f"{call} was cancelled: the ticker stopped")
         return CallTimeoutError(call, self._call_timeout_s)
 
+    def _thread_ended(self) -> bool:
+        """True once a started background thread has ended: no more ticks will come."""
+        thread = self._thread
+        return thread is not None and not thread.is_alive()
+
     def _stopping(self) -> bool:
         return self._stop_requested or self._stop_event.is_set()
 
@@ -714,13 +807,8 @@ class HealthTicker:
         else:
             self._problem("reap", "reap.failed", error=report.reap_error)
         for role, error in report.failed.items():
-            self._problem(f"ping:{role}", "ping.failed", error=error, role=role)
-        for role in report.pinged:
-            self._resolved(f"ping:{role}", role=role)
-        if report.snapshot_error is None:
-            # A role that is no longer alive has no ping streak to end.
-            pinged_or_failed = {f"ping:{role}" for role in (*report.pinged, *report.failed)}
-            self._ongoing -= {k for k in self._ongoing if k.startswith("ping:")} - pinged_or_failed
+            # Per-ping detail; the role.* events say when a role's health changes.
+            _log.debug("ping.failed", ticker=self._name, role=role, error=repr(error))
 
     def _problem(self, key: str, event: str, *, error: BaseException, **fields: Any) -> None:
         first = key not in self._ongoing
@@ -728,11 +816,46 @@ class HealthTicker:
         log = _log.warning if first else _log.debug
         log(event, ticker=self._name, error=repr(error), **fields)
 
-    def _resolved(self, key: str, **fields: Any) -> None:
+    def _resolved(self, key: str) -> None:
         if key in self._ongoing:
             self._ongoing.discard(key)
-            event = key.split(":", 1)[0] + ".recovered"
-            _log.info(event, ticker=self._name, **fields)
+            _log.info(f"{key}.recovered", ticker=self._name)
+
+    def _announce(self, old: RoleHealth | None, new: RoleHealth) -> None:
+        """Log one event for a status transition, then call the on_change hook."""
+        event, level = _TRANSITION_EVENTS[new.status]
+        if (
+            new.status is HealthStatus.HEALTHY
+            and old is not None
+            and old.status
+            in (
+                HealthStatus.FAILING,
+                HealthStatus.UNHEALTHY,
+            )
+        ):
+            event = "role.recovered"
+        elif new.status is HealthStatus.DOWN and old is None:
+            level = "debug"  # first seen down: it was never alive, nothing stopped
+        fields: dict[str, Any] = {
+            "ticker": self._name,
+            "role": new.role,
+            "status": new.status.value,
+            "previous": None if old is None else old.status.value,
+        }
+        if new.status in (HealthStatus.FAILING, HealthStatus.UNHEALTHY):
+            fields["consecutive_failures"] = new.consecutive_failures
+            fields["error"] = new.last_error
+        getattr(_log, level)(event, **fields)
+        hook = self._on_change
+        if hook is None:
+            return
+        try:
+            hook(old, new)
+        except Exception as exc:
+            # A broken hook must not stop the ticker or the other hooks.
+            _log.error(
+                "hook.failed", ticker=self._name, role=new.role, hook=repr(hook), exc_info=exc
+            )
 
     # -- process identity ------------------------------------------------------
 

@@ -8,7 +8,7 @@ import numbers
 import threading
 from collections.abc import Iterable
 
-__all__ = ["check_attributes", "check_name", "check_seconds"]
+__all__ = ["check_attributes", "check_count", "check_name", "check_seconds"]
 
 
 def check_seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
@@ -36,6 +36,20 @@ def check_seconds(name: str, value: object, *, allow_zero: bool = False) -> floa
             f"got {value!r}"
         )
     return seconds
+
+
+def check_count(name: str, value: object) -> int:
+    """Return ``value`` if it is an integer >= 1, or raise naming ``name``.
+
+    Raises:
+        TypeError: ``value`` is not an ``int`` (``bool`` counts as not one).
+        ValueError: ``value`` is less than 1.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= 1, got {value!r} of type {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return value
 
 
 def check_name(value: object) -> str:

@@ -1,0 +1,78 @@
+"""Counters a ticker keeps, for an application to export to its own metrics system."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+
+from lilbee_ticker._exceptions import CallTimeoutError
+from lilbee_ticker._report import TickReport
+
+__all__ = ["TickerStats"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TickerStats:
+    """Counters over every tick of one ticker, background and manual.
+
+    All counts are totals since the ticker was created; export them as
+    monotonic counters (Prometheus ``_total``), and the durations as gauges.
+
+    Attributes:
+        ticks: Ticks run.
+        skipped_ticks: Ticks that found no role alive, so neither reaped nor pinged.
+        interrupted_ticks: Ticks cut short by a stop.
+        reaps: ``reap_idle()`` calls made.
+        reap_failures: ``reap_idle()`` calls that raised or timed out.
+        roles_reaped: Roles reaped, summed over all reaps.
+        pings: Pings with a known outcome (a ping cancelled by a stop has none).
+        ping_failures: Pings that raised or timed out.
+        timeouts: Calls of any kind cancelled for outliving ``call_timeout_s``.
+        snapshot_failures: Ticks that could not read which roles were alive.
+        last_tick_duration_s: Duration of the latest tick, or ``None``.
+        max_tick_duration_s: Duration of the longest tick, or ``None``.
+
+    .. versionadded:: 0.1.0
+    """
+
+    ticks: int = 0
+    skipped_ticks: int = 0
+    interrupted_ticks: int = 0
+    reaps: int = 0
+    reap_failures: int = 0
+    roles_reaped: int = 0
+    pings: int = 0
+    ping_failures: int = 0
+    timeouts: int = 0
+    snapshot_failures: int = 0
+    last_tick_duration_s: float | None = None
+    max_tick_duration_s: float | None = None
+
+    def add(self, report: TickReport) -> TickerStats:
+        """Return these counters with ``report`` counted in."""
+        counted_failures = [
+            error
+            for error in report.failed.values()
+            if not (report.interrupted and isinstance(error, concurrent.futures.CancelledError))
+        ]
+        reap_ran = bool(report.live)  # the survey calls reap_idle() exactly when a role is live
+        timeouts = sum(isinstance(e, CallTimeoutError) for e in counted_failures)
+        timeouts += isinstance(report.reap_error, CallTimeoutError)
+        timeouts += isinstance(report.snapshot_error, CallTimeoutError)
+        longest = report.duration_s
+        if self.max_tick_duration_s is not None:
+            longest = max(longest, self.max_tick_duration_s)
+        return TickerStats(
+            ticks=self.ticks + 1,
+            skipped_ticks=self.skipped_ticks + report.skipped,
+            interrupted_ticks=self.interrupted_ticks + report.interrupted,
+            reaps=self.reaps + reap_ran,
+            reap_failures=self.reap_failures + (report.reap_error is not None),
+            roles_reaped=self.roles_reaped + len(report.reaped),
+            pings=self.pings + len(report.pinged) + len(counted_failures),
+            ping_failures=self.ping_failures + len(counted_failures),
+            timeouts=self.timeouts + timeouts,
+            snapshot_failures=self.snapshot_failures + (report.snapshot_error is not None),
+            last_tick_duration_s=report.duration_s,
+            max_tick_duration_s=longest,
+        )
