@@ -195,6 +195,10 @@ class LoopRuntime:
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
+            # On Python >= 3.11 this is also the TimeoutError a coroutine may
+            # raise itself: only a future that is still running timed out here.
+            if future.done():
+                return future.result()
             future.cancel()
             raise TimeoutError(
                 f"runtime {self._name!r}: coroutine did not finish within {timeout:g}s"

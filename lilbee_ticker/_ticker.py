@@ -443,15 +443,27 @@ class HealthTicker:
         # on them; do it without the lock.
         for future in inflight:
             future.cancel()
-        if thread is None:
-            return True
-        if thread is threading.current_thread():
-            return False
-        thread.join(timeout)
-        if thread.is_alive():
+        ended = self._join(thread, timeout)
+        if not ended and thread is not threading.current_thread():
             _log.warning("ticker.stop_timeout", ticker=self._name, timeout_s=timeout)
-            return False
-        return True
+        return ended
+
+    def join(self, timeout: float = 5.0) -> bool:
+        """Wait up to ``timeout`` seconds for the background thread to end.
+
+        For an application that stops the ticker by setting a shared
+        :attr:`stop_event` and then waits for its components to finish.
+        Unlike :meth:`stop`, it neither sets the event nor cancels anything.
+
+        Returns:
+            True if the thread has ended (or never started); False if it is
+            still running after ``timeout``, or if called from the ticker's
+            own thread, which cannot wait for itself.
+        """
+        timeout = check_seconds("timeout", timeout, allow_zero=True)
+        if self._forked():
+            return True
+        return self._join(self._thread, timeout)
 
     def tick(self) -> TickReport:
         """Run one full tick now, in the calling thread, and return its report.
@@ -765,6 +777,15 @@ class HealthTicker:
         if interrupted:
             return concurrent.futures.CancelledError(f"{call} was cancelled: the ticker stopped")
         return CallTimeoutError(call, self._call_timeout_s)
+
+    @staticmethod
+    def _join(thread: threading.Thread | None, timeout: float) -> bool:
+        if thread is None:
+            return True
+        if thread is threading.current_thread():
+            return False
+        thread.join(timeout)
+        return not thread.is_alive()
 
     def _thread_ended(self) -> bool:
         """True once a started background thread has ended: no more ticks will come."""

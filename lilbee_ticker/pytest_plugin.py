@@ -4,8 +4,8 @@ Installing lilbee_ticker registers this module through the ``pytest11``
 entry point, so these fixtures are available in every test:
 
 * ``lilbee_runtime``: a started :class:`lilbee_ticker.LoopRuntime`, shut
-  down after the test, which fails if a task on its loop ignored
-  cancellation.
+  down after the test, which fails the test if work was still pending on its
+  loop (a coroutine nobody waited for) or ignored cancellation.
 * ``fake_pool``: a :class:`lilbee_ticker.testing.FakePool` bound to that
   runtime's loop thread, which fails the test if anything touched it from
   another thread.
@@ -16,6 +16,11 @@ entry point, so these fixtures are available in every test:
 * ``wait_for_ticks``: ``wait_for_ticks(ticker, n)`` blocks, without polling,
   until the ticker has completed tick ``n``, and fails the test after a
   bounded wait.
+
+Two ini options tune the bounds: ``lilbee_ticker_stop_timeout`` (seconds
+teardown waits for each ticker's thread and for the runtime, default 5) and
+``lilbee_ticker_wait_timeout`` (default bound of ``wait_for_ticks``, default
+10).
 
 .. versionadded:: 0.1.0
 """
@@ -31,6 +36,7 @@ from lilbee_ticker._protocols import Pool, Runtime
 from lilbee_ticker._report import TickReport
 from lilbee_ticker._runtime import LoopRuntime
 from lilbee_ticker._ticker import HealthTicker
+from lilbee_ticker._validate import check_seconds
 from lilbee_ticker.testing import FakePool
 
 __all__ = [
@@ -42,9 +48,36 @@ __all__ = [
     "wait_for_ticks",
 ]
 
-# How long teardown waits for a ticker's thread, and wait_for_ticks for ticks.
-_STOP_TIMEOUT_S = 5.0
-_WAIT_TIMEOUT_S = 10.0
+_STOP_TIMEOUT_INI = "lilbee_ticker_stop_timeout"
+_WAIT_TIMEOUT_INI = "lilbee_ticker_wait_timeout"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register the plugin's ini options."""
+    parser.addini(
+        _STOP_TIMEOUT_INI,
+        "seconds teardown waits for each ticker's thread and for the runtime (default 5)",
+        default="5",
+    )
+    parser.addini(
+        _WAIT_TIMEOUT_INI,
+        "default seconds wait_for_ticks waits before failing the test (default 10)",
+        default="10",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse bad ini values before any test runs."""
+    _ini_seconds(config, _STOP_TIMEOUT_INI)
+    _ini_seconds(config, _WAIT_TIMEOUT_INI)
+
+
+def _ini_seconds(config: pytest.Config, name: str) -> float:
+    raw = config.getini(name)
+    try:
+        return check_seconds(name, float(raw))
+    except (TypeError, ValueError) as exc:
+        raise pytest.UsageError(f"ini option {name} = {raw!r}: {exc}") from None
 
 
 class MakeTicker(Protocol):
@@ -61,24 +94,34 @@ class WaitForTicks(Protocol):
     """The type of the ``wait_for_ticks`` fixture."""
 
     def __call__(
-        self, ticker: HealthTicker, count: int = 1, *, timeout: float = _WAIT_TIMEOUT_S
+        self, ticker: HealthTicker, count: int = 1, *, timeout: float | None = None
     ) -> TickReport:
-        """Wait until ``ticker`` has completed tick ``count``; return the latest report."""
+        """Wait until ``ticker`` has completed tick ``count``; return the latest report.
+
+        ``timeout`` defaults to the ``lilbee_ticker_wait_timeout`` ini option.
+        """
         ...
 
 
 @pytest.fixture
-def lilbee_runtime() -> Iterator[LoopRuntime]:
-    """A started :class:`LoopRuntime`; fails the test if a task ignores cancellation."""
+def lilbee_runtime(pytestconfig: pytest.Config) -> Iterator[LoopRuntime]:
+    """A started :class:`LoopRuntime`; fails the test if work was left pending on its loop."""
+    stop_timeout = _ini_seconds(pytestconfig, _STOP_TIMEOUT_INI)
     runtime = LoopRuntime(name="lilbee-test-runtime").start()
     yield runtime
-    ended = runtime.shutdown(timeout=_STOP_TIMEOUT_S)
-    if runtime.stuck_at_shutdown:
-        pytest.fail(
-            f"tasks ignored cancellation at runtime shutdown: {list(runtime.stuck_at_shutdown)}"
+    ended = runtime.shutdown(timeout=stop_timeout)
+    problems = []
+    if runtime.pending_at_shutdown:
+        problems.append(
+            "tasks were still pending on the runtime's loop at the end of the test and were "
+            f"cancelled: {list(runtime.pending_at_shutdown)}"
         )
+    if runtime.stuck_at_shutdown:
+        problems.append(f"tasks ignored cancellation: {list(runtime.stuck_at_shutdown)}")
     if not ended:
-        pytest.fail(f"the runtime's loop thread did not end within {_STOP_TIMEOUT_S:g}s")
+        problems.append(f"the runtime's loop thread did not end within {stop_timeout:g}s")
+    if problems:
+        pytest.fail("; ".join(problems))
 
 
 @pytest.fixture
@@ -91,8 +134,11 @@ def fake_pool(lilbee_runtime: LoopRuntime) -> Iterator[FakePool]:
 
 
 @pytest.fixture
-def make_ticker(lilbee_runtime: LoopRuntime, fake_pool: FakePool) -> Iterator[MakeTicker]:
+def make_ticker(
+    lilbee_runtime: LoopRuntime, fake_pool: FakePool, pytestconfig: pytest.Config
+) -> Iterator[MakeTicker]:
     """A factory for tickers that are all stopped and checked after the test."""
+    stop_timeout = _ini_seconds(pytestconfig, _STOP_TIMEOUT_INI)
     made: list[HealthTicker] = []
 
     def make(
@@ -111,9 +157,9 @@ def make_ticker(lilbee_runtime: LoopRuntime, fake_pool: FakePool) -> Iterator[Ma
 
     problems: list[str] = []
     for ticker in made:
-        if not ticker.stop(timeout=_STOP_TIMEOUT_S):
+        if not ticker.stop(timeout=stop_timeout):
             problems.append(
-                f"ticker {ticker.name!r}: thread still alive {_STOP_TIMEOUT_S:g}s after stop()"
+                f"ticker {ticker.name!r}: thread still alive {stop_timeout:g}s after stop()"
             )
         if ticker.exception is not None:
             problems.append(f"ticker {ticker.name!r} died with an exception: {ticker.exception!r}")
@@ -122,12 +168,13 @@ def make_ticker(lilbee_runtime: LoopRuntime, fake_pool: FakePool) -> Iterator[Ma
 
 
 @pytest.fixture
-def wait_for_ticks() -> WaitForTicks:
+def wait_for_ticks(pytestconfig: pytest.Config) -> WaitForTicks:
     """Return ``wait(ticker, n)``: block until tick ``n`` completed, failing after a bound."""
+    default_timeout = _ini_seconds(pytestconfig, _WAIT_TIMEOUT_INI)
 
-    def wait(
-        ticker: HealthTicker, count: int = 1, *, timeout: float = _WAIT_TIMEOUT_S
-    ) -> TickReport:
+    def wait(ticker: HealthTicker, count: int = 1, *, timeout: float | None = None) -> TickReport:
+        if timeout is None:
+            timeout = default_timeout
         report = ticker.wait_for_tick(count, timeout=timeout)
         if report is None:
             last = ticker.last_report

@@ -10,6 +10,8 @@ import pytest
 from lilbee_ticker import LoopRuntime
 from lilbee_ticker.testing import FakePool
 
+pytest_plugins = ("pytester",)
+
 MakePool = Callable[..., FakePool]
 
 

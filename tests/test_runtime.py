@@ -141,3 +141,13 @@ def test_timers_keep_real_time_under_freezegun() -> None:
 
     with freezegun.freeze_time("2026-01-01"), LoopRuntime() as runtime:
         assert runtime.run(nap(), timeout=5) == "woke"
+
+
+def test_run_passes_through_a_timeout_error_the_coroutine_raised() -> None:
+    """A TimeoutError raised by the coroutine itself is not mistaken for run()'s own timeout."""
+
+    async def times_out_inside() -> None:
+        raise TimeoutError("the worker's own timeout")
+
+    with LoopRuntime() as runtime, pytest.raises(TimeoutError, match="the worker's own timeout"):
+        runtime.run(times_out_inside(), timeout=5)

@@ -311,10 +311,10 @@ def test_setting_stop_event_directly_stops_it_during_a_hung_ping(
     ticker = make_ticker(pool, interval_s=0.01, call_timeout_s=60, stop_event=shutdown).start()
     assert ticker.stop_event is shutdown
     assert pool.wait_for_calls("ping_role", role="chat", timeout=5)
+    started = time.monotonic()
     shutdown.set()
-    assert ticker.wait_for_tick(10**6, timeout=5) is None  # returns when the thread ends
-    thread = next(t for t in threading.enumerate() if t.name == ticker.name)
-    thread.join(5)
+    assert ticker.join(timeout=5)
+    assert time.monotonic() - started < 2.0  # far below call_timeout_s
     assert not ticker.is_running
 
 
@@ -376,10 +376,7 @@ def test_runtime_shut_down_mid_run_ends_the_thread(
     with capture_logs() as logs:
         ticker.wait_for_tick(2, timeout=5)
         assert runtime.shutdown(timeout=5)
-        assert ticker.wait_for_tick(10**6, timeout=5) is None
-        thread = next((t for t in threading.enumerate() if t.name == ticker.name), None)
-        if thread is not None:
-            thread.join(5)
+        assert ticker.join(timeout=5)  # the thread ends by itself
         assert not ticker.is_running
         with pytest.raises(RuntimeUnavailableError) as excinfo:
             ticker.tick()
@@ -495,3 +492,18 @@ def test_repr_names_state(make_pool: MakePool, make_ticker: MakeTicker) -> None:
     assert "running" in repr(ticker)
     ticker.stop()
     assert "stopped" in repr(ticker)
+
+
+def test_join_waits_for_a_thread_stopped_through_its_event(
+    make_pool: MakePool, make_ticker: MakeTicker, wait_for_ticks: WaitForTicks
+) -> None:
+    """join() waits for the thread after the stop event was set elsewhere; it sets nothing."""
+    ticker = make_ticker(make_pool(ROLES), interval_s=0.01)
+    assert ticker.join(timeout=0)  # never started: nothing to wait for
+    ticker.start()
+    wait_for_ticks(ticker, 1)
+    assert not ticker.join(timeout=0.05)  # join() alone does not stop it
+    assert ticker.is_running
+    ticker.stop_event.set()
+    assert ticker.join(timeout=5)
+    assert not ticker.is_running
