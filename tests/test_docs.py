@@ -11,13 +11,18 @@ import pathlib
 import re
 import subprocess
 import sys
+import textwrap
 from typing import Any
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
-BLOCK = re.compile(r"(?:<!-- run: (?P<how>\w+) -->\n)?```python\n(?P<code>.*?)```", re.DOTALL)
+# A fenced block, possibly indented (inside a tab or an admonition).
+BLOCK = re.compile(
+    r"(?:^<!-- run: (?P<how>\w+) -->\n)?^(?P<indent>[ \t]*)```python\n(?P<code>.*?)^(?P=indent)```",
+    re.DOTALL | re.MULTILINE,
+)
 
 
 def _examples() -> list[Any]:
@@ -28,7 +33,8 @@ def _examples() -> list[Any]:
             line = text.count("\n", 0, match.start("code")) + 1
             how = match.group("how") or "python"
             rel = path.relative_to(ROOT)
-            found.append(pytest.param(match.group("code"), how, id=f"{rel}:{line}"))
+            code = textwrap.dedent(match.group("code"))
+            found.append(pytest.param(code, how, id=f"{rel}:{line}"))
     return found
 
 
