@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import structlog
 
 from lilbee_ticker import _clock
+from lilbee_ticker._calls import Countdown, Gate, Survey, outcome, ping_if_alive, survey_pool
 from lilbee_ticker._exceptions import CallTimeoutError, RuntimeUnavailableError, TickerUsageError
 from lilbee_ticker._health import HealthBook, HealthStatus, RoleHealth
 from lilbee_ticker._protocols import Pool, Runtime
@@ -65,112 +66,6 @@ _SLOT_GRACE_S = 1.0
 # ending; this bounds only how late it notices a stop_event set directly on a
 # ticker whose thread is not running.
 _WAITER_CHECK_S = 0.25
-
-
-class _Countdown:
-    """A done-callback for a batch of futures that sets ``done`` when all have finished.
-
-    Futures run their callbacks on whichever thread finishes them (the loop
-    thread on a result, the cancelling thread on ``cancel()``), which is why
-    ``concurrent.futures.wait()`` is not used: it does not wake on
-    ``cancel()`` of a ``run_coroutine_threadsafe`` future.
-    """
-
-    __slots__ = ("_left", "_lock", "done")
-
-    def __init__(self, count: int) -> None:
-        self._lock = threading.Lock()  # guards _left
-        self._left = count
-        self.done = threading.Event()
-        if count == 0:
-            self.done.set()
-
-    def __call__(self, _future: _Future[Any]) -> None:
-        with self._lock:
-            self._left -= 1
-            last = self._left == 0
-        if last:
-            self.done.set()
-
-
-class _Gate:
-    """Lets the coroutines of one step of a tick start only while the tick still wants them.
-
-    Cancelling a ``run_coroutine_threadsafe`` future before the loop has
-    started its coroutine does not stop the coroutine from starting: the task
-    is created and takes its first step before the cancellation reaches it.
-    Each of our coroutines therefore checks its gate first, on the loop, and
-    does nothing once the ticker has given up on it or is stopping.
-    """
-
-    __slots__ = ("_stop_event", "closed")
-
-    def __init__(self, stop_event: threading.Event) -> None:
-        self._stop_event = stop_event
-        self.closed = False  # set by the ticker thread, read on the loop thread
-
-    @property
-    def open(self) -> bool:
-        return not self.closed and not self._stop_event.is_set()
-
-
-class _Survey:
-    """What the survey coroutine learned, written on the loop thread.
-
-    The ticker thread reads it once the survey's future is done, or, after a
-    timeout, reads ``live`` to tell a blocked loop (``None``: the survey never
-    ran) from a hung ``reap_idle()``. Each attribute is assigned once, whole,
-    so such a read sees either nothing or a complete value.
-    """
-
-    __slots__ = ("live", "reap_error", "reaped", "registered")
-
-    def __init__(self) -> None:
-        self.registered: tuple[str, ...] | None = None
-        self.live: tuple[str, ...] | None = None
-        self.reaped: tuple[str, ...] = ()
-        self.reap_error: BaseException | None = None
-
-
-async def _survey(pool: Pool, survey: _Survey, gate: _Gate) -> None:
-    """Read which roles are alive and, if any are, reap the idle ones (on the loop)."""
-    if not gate.open:
-        return
-    registered = tuple(pool.registered_roles)
-    live = tuple(role for role in registered if pool.accessor(role).is_alive)
-    survey.registered = registered
-    survey.live = live
-    if not live:
-        return
-    try:
-        survey.reaped = tuple(await pool.reap_idle())
-    except Exception as exc:  # reported in the TickReport, never raised
-        survey.reap_error = exc
-
-
-async def _ping_if_alive(pool: Pool, role: str, gate: _Gate) -> float | None:
-    """Ping ``role`` if it is alive right now; return the round trip in seconds.
-
-    The check and the ping's start happen in one step of the loop, so a role
-    that was reaped or died since the survey is left alone (``None``):
-    pinging it would spawn it again.
-    """
-    if not gate.open or not pool.accessor(role).is_alive:
-        return None
-    start = _clock.monotonic()
-    await pool.ping_role(role)
-    return _clock.monotonic() - start
-
-
-def _outcome(future: _Future[_T]) -> tuple[_T | None, BaseException | None]:
-    """Return ``(result, None)`` or ``(None, exception)`` of a finished future."""
-    try:
-        error = future.exception(timeout=0)
-    except concurrent.futures.CancelledError as cancelled:
-        return None, cancelled
-    if error is not None:
-        return None, error
-    return future.result(timeout=0), None
 
 
 def _in_event_loop_thread() -> bool:
@@ -649,16 +544,16 @@ class HealthTicker:
         started_at = _clock.wall_clock()
         start = _clock.monotonic()
 
-        survey = _Survey()
+        survey = Survey()
         snapshot_error: BaseException | None = None
-        gate = _Gate(self._stop_event)
+        gate = Gate(self._stop_event)
         survey_future = self._submit(
-            _survey(self._pool, survey, gate), "the survey (snapshot, reap_idle())"
+            survey_pool(self._pool, survey, gate), "the survey (snapshot, reap_idle())"
         )
         self._await_all((survey_future,))
         interrupted = self._stopping()
         if survey_future.done():
-            _, error = _outcome(survey_future)
+            _, error = outcome(survey_future)
         else:
             gate.closed = True
             survey_future.cancel()
@@ -677,14 +572,14 @@ class HealthTicker:
         latencies: dict[str, float] = {}
         if live and not interrupted:
             targets = [role for role in live if role not in survey.reaped]
-            gate = _Gate(self._stop_event)
+            gate = Gate(self._stop_event)
             pings = self._submit_pings(targets, gate)
             self._await_all(pings.values())
             interrupted = self._stopping()
             gate.closed = True  # pings not started yet must not start now
             for role, future in pings.items():
                 if future.done():
-                    latency, error = _outcome(future)
+                    latency, error = outcome(future)
                 else:
                     future.cancel()
                     latency, error = (
@@ -725,11 +620,11 @@ class HealthTicker:
             self._changed.notify_all()
         return report
 
-    def _submit_pings(self, roles: Sequence[str], gate: _Gate) -> dict[str, _Future[float | None]]:
+    def _submit_pings(self, roles: Sequence[str], gate: Gate) -> dict[str, _Future[float | None]]:
         pings: dict[str, _Future[float | None]] = {}
         try:
             for role in roles:
-                coro = _ping_if_alive(self._pool, role, gate)
+                coro = ping_if_alive(self._pool, role, gate)
                 pings[role] = self._submit(coro, f"ping_role({role!r})")
         except RuntimeUnavailableError:
             gate.closed = True
@@ -765,7 +660,7 @@ class HealthTicker:
         pending = [future for future in futures if not future.done()]
         if not pending:
             return
-        countdown = _Countdown(len(pending))
+        countdown = Countdown(len(pending))
         for future in pending:
             future.add_done_callback(countdown)
         budget = _clock.Budget(self._call_timeout_s)
