@@ -11,8 +11,8 @@ entry point, so these fixtures are available in every test:
   another thread.
 * ``make_ticker``: a factory for :class:`lilbee_ticker.HealthTicker` (pool
   and runtime default to the two above) that stops every ticker it made
-  after the test, and fails the test if one's thread is still alive or died
-  with an exception.
+  after the test, and fails the test if one's thread is still alive or hit
+  an unexpected exception (:attr:`HealthTicker.exception`).
 * ``wait_for_ticks``: ``wait_for_ticks(ticker, n)`` blocks, without polling,
   until the ticker has completed tick ``n``, and fails the test after a
   bounded wait.
@@ -162,7 +162,10 @@ def make_ticker(
                 f"ticker {ticker.name!r}: thread still alive {stop_timeout:g}s after stop()"
             )
         if ticker.exception is not None:
-            problems.append(f"ticker {ticker.name!r} died with an exception: {ticker.exception!r}")
+            problems.append(
+                f"ticker {ticker.name!r} raised an unexpected exception in its own code "
+                f"(see its tick.crashed or ticker.crashed log event): {ticker.exception!r}"
+            )
     if problems:
         pytest.fail("; ".join(problems))
 

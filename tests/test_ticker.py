@@ -507,3 +507,32 @@ def test_join_waits_for_a_thread_stopped_through_its_event(
     ticker.stop_event.set()
     assert ticker.join(timeout=5)
     assert not ticker.is_running
+
+
+def test_a_bug_in_a_tick_is_logged_kept_and_survived(
+    make_pool: MakePool, make_ticker: MakeTicker, wait_for_ticks: WaitForTicks
+) -> None:
+    """An unexpected exception in a tick is logged with its traceback, kept, and ticking goes on."""
+    ticker = make_ticker(make_pool(ROLES), interval_s=0.005)
+    real_tick = ticker._tick
+    calls = 0
+
+    def buggy_once() -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug in the library")
+        return real_tick()
+
+    ticker._tick = buggy_once  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        ticker.start()
+        wait_for_ticks(ticker, 3)
+    assert ticker.is_running
+    assert isinstance(ticker.exception, RuntimeError)
+    crashed = [e for e in logs if e["event"] == "tick.crashed"]
+    assert len(crashed) == 1
+    assert crashed[0]["log_level"] == "error"
+    assert crashed[0]["exc_info"] is ticker.exception
+    ticker.stop()
+    ticker._exception = None  # acknowledged: make_ticker's teardown would flag it
