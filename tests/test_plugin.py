@@ -80,9 +80,7 @@ def test_ticker_that_died_with_an_exception_fails_the_test(inner: pytest.Pyteste
     result = inner.runpytest_subprocess()
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(
-        [
-            "*ticker 'broken-ticker' raised an unexpected exception*RuntimeError('a bug in the tick')*"
-        ]
+        ["*'broken-ticker' raised an unexpected exception*RuntimeError('a bug in the tick')*"]
     )
 
 
