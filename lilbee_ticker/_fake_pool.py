@@ -74,6 +74,10 @@ class WorkerCrashedError(TickerError, ConnectionError):
 class Succeed:
     """A ping that answers at once.
 
+    Also usable as a reap behaviour (see :meth:`FakePool.set_reap`).
+
+    Thread safety: immutable.
+
     .. versionadded:: 0.1.0
     """
 
@@ -81,6 +85,10 @@ class Succeed:
 @dataclasses.dataclass(frozen=True)
 class Fail:
     """A ping that raises ``error``.
+
+    Also usable as a reap behaviour (see :meth:`FakePool.set_reap`).
+
+    Thread safety: immutable.
 
     .. versionadded:: 0.1.0
     """
@@ -94,6 +102,10 @@ class Fail:
 class Hang:
     """A ping that never answers: it waits until it is cancelled.
 
+    Also usable as a reap behaviour (see :meth:`FakePool.set_reap`).
+
+    Thread safety: immutable.
+
     .. versionadded:: 0.1.0
     """
 
@@ -101,6 +113,10 @@ class Hang:
 @dataclasses.dataclass(frozen=True)
 class Delay:
     """A ping that answers after ``seconds`` of real time on the loop.
+
+    Also usable as a reap behaviour (see :meth:`FakePool.set_reap`).
+
+    Thread safety: immutable.
 
     .. versionadded:: 0.1.0
     """
@@ -114,6 +130,8 @@ class Delay:
 @dataclasses.dataclass(frozen=True)
 class Crash:
     """A ping during which the worker dies: the role is no longer alive and the ping raises.
+
+    Thread safety: immutable.
 
     .. versionadded:: 0.1.0
     """
@@ -137,6 +155,8 @@ class PoolCall:
         role: The role concerned, or ``None``.
         thread: The name of the thread the call ran on.
         thread_id: That thread's :func:`threading.get_ident`.
+
+    Thread safety: immutable.
 
     .. versionadded:: 0.1.0
     """
@@ -214,10 +234,12 @@ class FakePool:
       call from any thread but the pool's loop thread raises
       :class:`WrongThreadError` and is recorded in :attr:`violations`.
 
-    The control methods (:meth:`set_alive`, :meth:`script_ping`, :meth:`use`
-    and the rest) may be called from any thread; the protocol surface
-    (``registered_roles``, ``accessor(role).is_alive``, ``reap_idle``,
-    ``ping_role``, ``call``) only from the loop thread.
+    Thread safety: the control methods (:meth:`set_alive`,
+    :meth:`script_ping`, :meth:`use` and the rest) and the read-outs
+    (:attr:`calls`, :meth:`count`, ...) may be called from any thread; the
+    protocol surface (``registered_roles``, ``accessor(role).is_alive``,
+    ``reap_idle``, ``ping_role``, ``call``) only from the loop thread, which
+    is the point of the fake.
 
     Args:
         roles: The registered roles.

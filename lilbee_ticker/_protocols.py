@@ -19,6 +19,8 @@ _T = TypeVar("_T")
 class RoleAccessor(Protocol):
     """A handle on one role of a pool, as returned by ``pool.accessor(role)``.
 
+    Thread safety: like the pool, only used on the runtime's loop thread.
+
     .. versionadded:: 0.1.0
     """
 
@@ -31,8 +33,8 @@ class RoleAccessor(Protocol):
 class Pool(Protocol):
     """A pool of long-lived workers, one per role.
 
-    The pool is not thread-safe: every attribute and method here is used only
-    on the runtime's event loop thread, never from the ticker's thread.
+    Thread safety: none is needed. Every attribute and method here is used
+    only on the runtime's event loop thread, never from the ticker's thread.
 
     .. versionadded:: 0.1.0
     """
@@ -60,6 +62,9 @@ class Pool(Protocol):
 
 class Runtime(Protocol):
     """Something that runs coroutines on the pool's event loop from other threads.
+
+    Thread safety: :meth:`submit` must be safe to call from any thread, as
+    :func:`asyncio.run_coroutine_threadsafe` is.
 
     .. versionadded:: 0.1.0
     """

@@ -18,6 +18,9 @@ class TickerStats:
     All counts are totals since the ticker was created; export them as
     monotonic counters (Prometheus ``_total``), and the durations as gauges.
 
+    Thread safety: immutable, so safe to share between threads;
+    :meth:`HealthTicker.stats` returns a new one after every tick.
+
     Attributes:
         ticks: Ticks run.
         skipped_ticks: Ticks that found no role alive, so neither reaped nor pinged.

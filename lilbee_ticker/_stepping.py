@@ -91,6 +91,8 @@ def step(ticker: HealthTicker, *, timeout: float = 10.0) -> TickReport:
         AssertionError: The thread did not complete the tick within
             ``timeout`` seconds, or another tick (manual, or an interval that
             ran out) got in between, so the tick would not be the stepped one.
+
+    .. versionadded:: 0.1.0
     """
     event = ticker.stop_event
     if not isinstance(event, StepEvent):
