@@ -1,59 +1,49 @@
-"""The coroutines a tick submits to the runtime's loop, and how their futures are awaited.
+"""The coroutine a tick submits to the runtime's loop, and what it leaves for the ticker.
 
-Everything here that is ``async`` runs on the runtime's event loop thread,
-the only thread allowed to touch the pool. The rest runs on the thread
-running the tick.
+One tick is one round trip to the loop: :func:`run_tick` surveys the pool,
+reaps, and pings the survivors all at once, on the loop, bounding the reap
+and the pings by ``call_timeout_s`` with the loop's own timers. It writes
+what it learns into a :class:`TickState` as it goes, so that the ticker
+thread can still report what happened if it has to give up on the whole
+coroutine (a blocked loop, or a loop whose clock does not advance).
+
+Everything ``async`` here runs on the runtime's event loop thread, the only
+thread allowed to touch the pool.
 """
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import enum
 import threading
-from typing import Any, TypeVar
+from typing import Any
 
 from lilbee_ticker import _clock
+from lilbee_ticker._exceptions import CallTimeoutError
 from lilbee_ticker._protocols import Pool
 
-__all__ = ["Countdown", "Gate", "Survey", "outcome", "ping_if_alive", "survey_pool"]
-
-_T = TypeVar("_T")
-_Future = concurrent.futures.Future
+__all__ = ["Gate", "NotAlive", "TickState", "Waiter", "error_of", "run_tick"]
 
 
-class Countdown:
-    """A done-callback for a batch of futures that sets ``done`` when all have finished.
+class NotAlive(enum.Enum):
+    """The outcome of a ping that was skipped because its role was no longer alive."""
 
-    Futures run their callbacks on whichever thread finishes them (the loop
-    thread on a result, the cancelling thread on ``cancel()``), which is why
-    ``concurrent.futures.wait()`` is not used: it does not wake on
-    ``cancel()`` of a ``run_coroutine_threadsafe`` future.
-    """
+    NOT_ALIVE = "not alive"
 
-    __slots__ = ("_left", "_lock", "done")
 
-    def __init__(self, count: int) -> None:
-        self._lock = threading.Lock()  # guards _left
-        self._left = count
-        self.done = threading.Event()
-        if count == 0:
-            self.done.set()
-
-    def __call__(self, _future: _Future[Any]) -> None:
-        with self._lock:
-            self._left -= 1
-            last = self._left == 0
-        if last:
-            self.done.set()
+PingOutcome = float | BaseException | NotAlive | None
+"""A round trip in seconds, the exception the ping raised, NOT_ALIVE, or None (no outcome yet)."""
 
 
 class Gate:
-    """Lets the coroutines of one step of a tick start only while the tick still wants them.
+    """Lets a tick's coroutine start, and start its pings, only while the tick still wants them.
 
     Cancelling a ``run_coroutine_threadsafe`` future before the loop has
     started its coroutine does not stop the coroutine from starting: the task
     is created and takes its first step before the cancellation reaches it.
-    Each of our coroutines therefore checks its gate first, on the loop, and
-    does nothing once the ticker has given up on it or is stopping.
+    So the coroutine checks its gate first, on the loop, and does nothing
+    once the ticker has given up on it or is stopping.
     """
 
     __slots__ = ("_stop_event", "closed")
@@ -64,63 +54,140 @@ class Gate:
 
     @property
     def open(self) -> bool:
+        """True while the tick still wants its calls made."""
         return not self.closed and not self._stop_event.is_set()
 
 
-class Survey:
-    """What the survey coroutine learned, written on the loop thread.
+class TickState:
+    """What :func:`run_tick` learned, written on the loop thread as it goes.
 
-    The ticker thread reads it once the survey's future is done, or, after a
-    timeout, reads ``live`` to tell a blocked loop (``None``: the survey never
-    ran) from a hung ``reap_idle()``. Each attribute is assigned once, whole,
-    so such a read sees either nothing or a complete value.
+    The ticker thread reads it once the tick's future is done, or, after
+    giving up on it, reads whatever is there. Each attribute is assigned
+    whole, ``outcomes`` is created with all its keys before any ping starts
+    and only its values change after, so such a read sees, per item, either
+    nothing yet or a complete value.
     """
 
-    __slots__ = ("live", "reap_error", "reaped", "registered")
+    __slots__ = ("live", "outcomes", "reap_done", "reap_error", "reaped", "registered")
 
     def __init__(self) -> None:
         self.registered: tuple[str, ...] | None = None
         self.live: tuple[str, ...] | None = None
         self.reaped: tuple[str, ...] = ()
         self.reap_error: BaseException | None = None
+        self.reap_done = False
+        self.outcomes: dict[str, PingOutcome] = {}
 
 
-async def survey_pool(pool: Pool, into: Survey, gate: Gate) -> None:
-    """Read which roles are alive and, if any are, reap the idle ones (on the loop)."""
+async def run_tick(pool: Pool, state: TickState, gate: Gate, timeout: float) -> None:
+    """Survey, reap, then ping every survivor at once; each step bounded by ``timeout``."""
     if not gate.open:
         return
     registered = tuple(pool.registered_roles)
     live = tuple(role for role in registered if pool.accessor(role).is_alive)
-    into.registered = registered
-    into.live = live
+    state.registered = registered
+    state.live = live
     if not live:
         return
+    await _reap(pool, state, timeout)
+    targets = [role for role in live if role not in state.reaped]
+    if not targets or not gate.open:
+        return
+    outcomes: dict[str, PingOutcome] = dict.fromkeys(targets)
+    state.outcomes = outcomes
+    pings = [asyncio.ensure_future(_ping(pool, role, outcomes, gate)) for role in targets]
     try:
-        into.reaped = tuple(await pool.reap_idle())
+        _, pending = await asyncio.wait(pings, timeout=timeout)
+    except BaseException:
+        for ping in pings:  # the tick was cancelled: take its pings down with it
+            ping.cancel()
+        raise
+    for role, ping in zip(targets, pings, strict=True):
+        if ping in pending:
+            ping.cancel()
+            outcomes[role] = CallTimeoutError(f"ping_role({role!r})", timeout)
+        elif outcomes[role] is None:
+            outcomes[role] = _unrecorded(role, ping)
+
+
+async def _reap(pool: Pool, state: TickState, timeout: float) -> None:
+    try:
+        await _reap_bounded(pool, state, timeout)
+    finally:
+        state.reap_done = True
+
+
+async def _reap_bounded(pool: Pool, state: TickState, timeout: float) -> None:
+    try:
+        reap = asyncio.ensure_future(pool.reap_idle())
+    except Exception as exc:  # reap_idle() raised before returning an awaitable
+        state.reap_error = exc
+        return
+    try:
+        done, _ = await asyncio.wait((reap,), timeout=timeout)
+    except BaseException:
+        reap.cancel()  # the tick was cancelled: take the reap down with it
+        raise
+    if not done:
+        reap.cancel()
+        state.reap_error = CallTimeoutError("reap_idle()", timeout)
+        return
+    try:
+        state.reaped = tuple(reap.result())
     except Exception as exc:  # reported in the TickReport, never raised
-        into.reap_error = exc
+        state.reap_error = exc
 
 
-async def ping_if_alive(pool: Pool, role: str, gate: Gate) -> float | None:
-    """Ping ``role`` if it is alive right now; return the round trip in seconds.
+async def _ping(pool: Pool, role: str, outcomes: dict[str, PingOutcome], gate: Gate) -> None:
+    """Ping ``role`` if it is alive right now, and record the outcome.
 
     The check and the ping's start happen in one step of the loop, so a role
-    that was reaped or died since the survey is left alone (``None``):
-    pinging it would spawn it again.
+    that was reaped or died since the survey is left alone: pinging it would
+    spawn it again.
     """
-    if not gate.open or not pool.accessor(role).is_alive:
-        return None
+    if not gate.open:
+        return  # the ticker gave up on this tick: no outcome
+    if not pool.accessor(role).is_alive:
+        outcomes[role] = NotAlive.NOT_ALIVE
+        return
     start = _clock.monotonic()
-    await pool.ping_role(role)
-    return _clock.monotonic() - start
-
-
-def outcome(future: _Future[_T]) -> tuple[_T | None, BaseException | None]:
-    """Return ``(result, None)`` or ``(None, exception)`` of a finished future."""
     try:
-        error = future.exception(timeout=0)
+        await pool.ping_role(role)
+    except Exception as exc:
+        outcomes[role] = exc
+    else:
+        outcomes[role] = _clock.monotonic() - start
+
+
+def _unrecorded(role: str, ping: asyncio.Task[None]) -> BaseException:
+    """The outcome of a ping that ended without recording one: the pool cancelled or broke it."""
+    if ping.cancelled():
+        return concurrent.futures.CancelledError(f"ping_role({role!r}) was cancelled on the loop")
+    error = ping.exception()
+    return error if error is not None else RuntimeError(f"ping_role({role!r}) left no outcome")
+
+
+class Waiter:
+    """A done-callback that wakes the ticker thread when the tick's future finishes.
+
+    Futures run their callbacks on whichever thread finishes them: the loop
+    thread on a result, the cancelling thread on ``cancel()``. That is why
+    ``concurrent.futures.wait()`` is not used: it does not wake on
+    ``cancel()`` of a ``run_coroutine_threadsafe`` future.
+    """
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+    def __call__(self, _future: concurrent.futures.Future[Any]) -> None:
+        self.done.set()
+
+
+def error_of(future: concurrent.futures.Future[Any]) -> BaseException | None:
+    """Return the exception a finished future holds, its cancellation, or None."""
+    try:
+        return future.exception(timeout=0)
     except concurrent.futures.CancelledError as cancelled:
-        return None, cancelled
-    if error is not None:
-        return None, error
-    return future.result(timeout=0), None
+        return cancelled

@@ -46,25 +46,30 @@ def next_deadline(previous: float, now: float, interval: float) -> float:
     """Return the deadline of the next tick after one that was due at ``previous``.
 
     Deadlines stay on a fixed-rate grid (``previous + interval``), so a tick
-    that took part of the interval does not push later ticks back. When the
-    clock says that deadline has already passed (the tick overran, the process
-    was suspended, or the clock jumped forward) or that it lies more than an
-    interval ahead (the clock moved back), the grid is re-anchored at
-    ``now + interval``: one tick, then the normal cadence, never a burst of
-    catch-up ticks.
+    that took part of the interval does not push the next one back, and a
+    tick that ends a little after the next deadline (a late wake-up on a busy
+    machine) is followed at once by the next, keeping the grid. When the
+    clock says the next deadline was missed by a whole interval or more (the
+    process was suspended, or the clock jumped forward) or lies more than an
+    interval ahead (the clock moved back, or stands still), the grid is
+    re-anchored at ``now + interval``: one tick, then the normal cadence,
+    never a burst of catch-up ticks.
     """
     deadline = previous + interval
-    if not now < deadline <= now + interval:
-        return now + interval
-    return deadline
+    if now - interval < deadline <= now + interval:
+        return deadline
+    return now + interval
 
 
 def next_wait(deadline: float, now: float, interval: float) -> float:
-    """Return how long to wait for ``deadline``, clamped to ``[0, interval]``."""
+    """Return how long to wait for ``deadline``, clamped to ``[0, interval]``.
+
+    A reading that is not a number waits a whole interval: never spin.
+    """
     wait = deadline - now
-    if math.isnan(wait) or wait < 0.0:
-        return 0.0
-    return min(wait, interval)
+    if math.isnan(wait):
+        return interval
+    return min(max(wait, 0.0), interval)
 
 
 class Budget:

@@ -31,7 +31,8 @@ class TickerStats:
         pings: Pings with a known outcome (a ping cancelled by a stop has none).
         ping_failures: Pings that raised or timed out.
         timeouts: Calls of any kind cancelled for outliving ``call_timeout_s``.
-        snapshot_failures: Ticks that could not read which roles were alive.
+        snapshot_failures: Ticks that could not read which roles were alive
+            (not counting ticks a stop cut short).
         last_tick_duration_s: Duration of the latest tick, or ``None``.
         max_tick_duration_s: Duration of the longest tick, or ``None``.
 
@@ -75,7 +76,8 @@ class TickerStats:
             pings=self.pings + len(report.pinged) + len(counted_failures),
             ping_failures=self.ping_failures + len(counted_failures),
             timeouts=self.timeouts + timeouts,
-            snapshot_failures=self.snapshot_failures + (report.snapshot_error is not None),
+            snapshot_failures=self.snapshot_failures
+            + (report.snapshot_error is not None and not report.interrupted),
             last_tick_duration_s=report.duration_s,
             max_tick_duration_s=longest,
         )

@@ -19,13 +19,14 @@ import concurrent.futures
 import os
 import threading
 import types
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import structlog
 
 from lilbee_ticker import _clock
-from lilbee_ticker._calls import Countdown, Gate, Survey, outcome, ping_if_alive, survey_pool
+from lilbee_ticker._calls import Gate, TickState, Waiter, error_of, run_tick
 from lilbee_ticker._exceptions import CallTimeoutError, RuntimeUnavailableError, TickerUsageError
 from lilbee_ticker._health import HealthBook, HealthStatus, RoleHealth
 from lilbee_ticker._protocols import Pool, Runtime
@@ -52,15 +53,21 @@ _TRANSITION_EVENTS: dict[HealthStatus, tuple[str, str]] = {
 
 _log = structlog.get_logger("lilbee_ticker")
 
-# While a tick waits on pool calls it wakes this often to notice a stop_event
-# that the application set directly. stop() wakes it at once by cancelling
-# the calls, so this bounds only the direct-set case, and costs nothing when
-# calls finish quicker than this (they normally take a few milliseconds).
+# While a tick waits on the loop it wakes this often to notice that a
+# stop_event the application passed in was set. stop(), and setting the
+# ticker's own default event, wake it at once by cancelling the tick's
+# future, so only an application's own event needs this, and it costs
+# nothing when ticks finish quicker (they normally take a few milliseconds).
 _STOP_CHECK_S = 0.025
 
 # How much longer than its own worst case a tick() call waits for the tick
 # that another thread is running before giving up.
 _SLOT_GRACE_S = 1.0
+
+# How much longer than the loop's own bounds (call_timeout_s for the reap,
+# as long again for the pings) the ticker waits for a tick before giving up
+# on the loop, to leave room for the loop's wake-ups on a busy machine.
+_BACKSTOP_GRACE_S = 1.0
 
 # wait_for_tick() is woken at once by a completed tick, stop() and the thread
 # ending; this bounds only how late it notices a stop_event set directly on a
@@ -74,6 +81,25 @@ def _in_event_loop_thread() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+class _StopEvent(threading.Event):
+    """A ticker's own stop event: setting it also cancels the calls in flight, as stop() does.
+
+    So a tick waiting on the pool wakes at once however the event is set,
+    without having to poll it. It holds the ticker only weakly.
+    """
+
+    def __init__(self, on_set: weakref.WeakMethod[Callable[[], None]]) -> None:
+        super().__init__()
+        self._on_set = on_set
+
+    def set(self) -> None:
+        """Set the event, then cancel the ticker's calls in flight."""
+        super().set()
+        cancel = self._on_set()
+        if cancel is not None:
+            cancel()
 
 
 class HealthTicker:
@@ -157,8 +183,9 @@ class HealthTicker:
                 f"got {on_change!r} of type {type(on_change).__name__}"
             )
         self._on_change = on_change
+        self._owns_stop_event = stop_event is None
         if stop_event is None:
-            stop_event = threading.Event()
+            stop_event = _StopEvent(weakref.WeakMethod(self._cancel_inflight))
         else:
             check_attributes(
                 "stop_event",
@@ -331,13 +358,9 @@ class HealthTicker:
         self._stop_event.set()
         with self._lock:
             self._stop_requested = True
-            inflight = tuple(self._inflight)
             thread = self._thread
             self._changed.notify_all()
-        # Cancelling runs the futures' callbacks, which wakes a tick waiting
-        # on them; do it without the lock.
-        for future in inflight:
-            future.cancel()
+        self._cancel_inflight()
         ended = self._join(thread, timeout)
         if not ended and thread is not threading.current_thread():
             _log.warning("ticker.stop_timeout", ticker=self._name, timeout_s=timeout)
@@ -544,61 +567,48 @@ class HealthTicker:
         started_at = _clock.wall_clock()
         start = _clock.monotonic()
 
-        survey = Survey()
-        snapshot_error: BaseException | None = None
+        state = TickState()
         gate = Gate(self._stop_event)
-        survey_future = self._submit(
-            survey_pool(self._pool, survey, gate), "the survey (snapshot, reap_idle())"
+        future = self._submit(
+            run_tick(self._pool, state, gate, self._call_timeout_s),
+            "the tick (survey, reap_idle(), ping_role())",
         )
-        self._await_all((survey_future,))
+        finished = self._await(future, state)
         interrupted = self._stopping()
-        if survey_future.done():
-            _, error = outcome(survey_future)
-        else:
-            gate.closed = True
-            survey_future.cancel()
-            error = self._unfinished_error("the survey (snapshot, reap_idle())", interrupted)
-        self._forget((survey_future,))
-        live = survey.live or ()
-        reap_error = survey.reap_error
-        if error is not None:
-            if survey.live is None:
-                snapshot_error = error
-            else:
-                reap_error = error
+        if not finished:
+            gate.closed = True  # whatever has not started yet must not start now
+            future.cancel()
+        self._forget(future)
+        escaped = error_of(future) if finished else None
+
+        snapshot_error: BaseException | None = None
+        reap_error = state.reap_error
+        if state.live is None:
+            if escaped is not None or not finished:
+                snapshot_error = escaped or self._unfinished_error("the survey", interrupted)
+        elif escaped is not None:
+            reap_error = reap_error or escaped  # a bug in the pool past the survey
+        elif not finished and not state.reap_done:
+            reap_error = self._unfinished_error("reap_idle()", interrupted)
 
         pinged: list[str] = []
         failed: dict[str, BaseException] = {}
         latencies: dict[str, float] = {}
-        if live and not interrupted:
-            targets = [role for role in live if role not in survey.reaped]
-            gate = Gate(self._stop_event)
-            pings = self._submit_pings(targets, gate)
-            self._await_all(pings.values())
-            interrupted = self._stopping()
-            gate.closed = True  # pings not started yet must not start now
-            for role, future in pings.items():
-                if future.done():
-                    latency, error = outcome(future)
-                else:
-                    future.cancel()
-                    latency, error = (
-                        None,
-                        self._unfinished_error(f"ping_role({role!r})", interrupted),
-                    )
-                if error is not None:
-                    failed[role] = error
-                elif latency is not None:
-                    pinged.append(role)
-                    latencies[role] = latency
-            self._forget(pings.values())
+        for role, result in dict(state.outcomes).items():
+            if result is None:
+                failed[role] = self._unfinished_error(f"ping_role({role!r})", interrupted)
+            elif isinstance(result, BaseException):
+                failed[role] = result
+            elif isinstance(result, float):
+                pinged.append(role)
+                latencies[role] = result
 
         report = TickReport(
             number=number,
             started_at=started_at,
             duration_s=max(0.0, _clock.monotonic() - start),
-            live=live,
-            reaped=survey.reaped,
+            live=state.live or (),
+            reaped=state.reaped,
             pinged=tuple(pinged),
             failed=types.MappingProxyType(failed),
             latencies=types.MappingProxyType(latencies),
@@ -606,7 +616,7 @@ class HealthTicker:
             snapshot_error=snapshot_error,
             interrupted=interrupted,
         )
-        registered = survey.registered if snapshot_error is None else None
+        registered = state.registered if snapshot_error is None else None
         transitions = self._health.observe(report, registered, _clock.wall_clock())
         with self._lock:
             self._stats = self._stats.add(report)
@@ -619,20 +629,6 @@ class HealthTicker:
             self._last_report = report
             self._changed.notify_all()
         return report
-
-    def _submit_pings(self, roles: Sequence[str], gate: Gate) -> dict[str, _Future[float | None]]:
-        pings: dict[str, _Future[float | None]] = {}
-        try:
-            for role in roles:
-                coro = ping_if_alive(self._pool, role, gate)
-                pings[role] = self._submit(coro, f"ping_role({role!r})")
-        except RuntimeUnavailableError:
-            gate.closed = True
-            for future in pings.values():
-                future.cancel()
-            self._forget(pings.values())
-            raise
-        return pings
 
     def _submit(self, coro: Coroutine[Any, Any, _T], call: str) -> _Future[_T]:
         """Submit ``coro`` to the runtime and record its future as in flight."""
@@ -651,22 +647,46 @@ class HealthTicker:
             future.cancel()
         return future
 
-    def _forget(self, futures: Iterable[_Future[Any]]) -> None:
+    def _cancel_inflight(self) -> None:
+        """Cancel every call in flight, which wakes a tick waiting on it."""
         with self._lock:
-            self._inflight.difference_update(futures)
+            inflight = tuple(self._inflight)
+        # Cancelling runs the futures' callbacks: do it without the lock.
+        for future in inflight:
+            future.cancel()
 
-    def _await_all(self, futures: Iterable[_Future[Any]]) -> None:
-        """Block until every future is done, call_timeout_s passes, or the ticker stops."""
-        pending = [future for future in futures if not future.done()]
-        if not pending:
-            return
-        countdown = Countdown(len(pending))
-        for future in pending:
-            future.add_done_callback(countdown)
-        budget = _clock.Budget(self._call_timeout_s)
+    def _forget(self, future: _Future[Any]) -> None:
+        with self._lock:
+            self._inflight.discard(future)
+
+    def _await(self, future: _Future[None], state: TickState) -> bool:
+        """Block until the tick's future is done (True), or give up on it (False).
+
+        The loop bounds the reap and the pings with its own timers. This
+        thread keeps real-time bounds of its own on top: if the survey has not
+        even started after ``call_timeout_s`` the loop is taken to be blocked,
+        and the whole tick gets at most twice ``call_timeout_s`` (plus a
+        margin for the loop's wake-ups), whatever the loop's clock does. It
+        gives up at once when the ticker is stopped.
+        """
+        waiter = Waiter()
+        future.add_done_callback(waiter)
+        if self._wait_for(waiter.done, _clock.Budget(self._call_timeout_s)):
+            return True
+        if self._stopping() or state.live is None:
+            return False
+        return self._wait_for(waiter.done, _clock.Budget(self._call_timeout_s + _BACKSTOP_GRACE_S))
+
+    def _wait_for(self, event: threading.Event, budget: _clock.Budget) -> bool:
+        """Wait for ``event`` within ``budget``; False if it ran out or the ticker stopped."""
+        # Setting the ticker's own stop event cancels the tick's future, which
+        # sets ``event``. An event the application passed in cannot do that,
+        # so for it the wait is sliced to notice the event being set.
+        slice_s = self._call_timeout_s if self._owns_stop_event else _STOP_CHECK_S
         while not self._stopping() and not budget.spent:
-            if budget.wait(countdown.done.wait, _STOP_CHECK_S):
-                return
+            if budget.wait(event.wait, slice_s):
+                return True
+        return event.is_set()
 
     def _unfinished_error(self, call: str, interrupted: bool) -> BaseException:
         if interrupted:

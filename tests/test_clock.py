@@ -24,15 +24,18 @@ STEP = 10.0  # an interval for the pure-function tests
         (100.0, 100.0, 110.0, "on time: the next grid point"),
         (100.0, 104.0, 110.0, "a tick that took 4 s does not push the next one back"),
         (100.0, 109.999, 110.0, "just before the next deadline"),
-        (100.0, 110.0, 120.0, "a tick that took a whole interval: re-anchor, no catch-up"),
+        (100.0, 110.0, 110.0, "late by less than an interval: tick at once, on the grid"),
+        (100.0, 119.0, 110.0, "still less than an interval late: at once, on the grid"),
+        (100.0, 120.0, 130.0, "a whole interval late: re-anchor, no catch-up burst"),
         (100.0, 3700.0, 3710.0, "suspended or jumped forward an hour: one interval from now"),
         (100.0, 90.0, 100.0, "frozen clock: never wait more than one interval"),
         (100.0, -3500.0, -3490.0, "moved back an hour: one interval from now, not an hour"),
+        (100.0, math.nan, math.nan, "no reading: next_wait turns NaN into a full interval"),
     ],
 )
 def test_next_deadline(previous: float, now: float, expected: float, why: str) -> None:
     """Deadlines stay on the grid, and re-anchor when the clock leaves it."""
-    assert _clock.next_deadline(previous, now, STEP) == pytest.approx(expected), why
+    assert _clock.next_deadline(previous, now, STEP) == pytest.approx(expected, nan_ok=True), why
 
 
 @pytest.mark.parametrize(
@@ -42,8 +45,8 @@ def test_next_deadline(previous: float, now: float, expected: float, why: str) -
         (110.0, 105.0, 5.0),
         (110.0, 120.0, 0.0),
         (110.0, 0.0, STEP),
-        (math.nan, 0.0, 0.0),
-        (110.0, math.nan, 0.0),
+        (math.nan, 0.0, STEP),
+        (110.0, math.nan, STEP),
     ],
 )
 def test_next_wait_is_clamped(deadline: float, now: float, expected: float) -> None:

@@ -536,3 +536,47 @@ def test_a_bug_in_a_tick_is_logged_kept_and_survived(
     assert crashed[0]["exc_info"] is ticker.exception
     ticker.stop()
     ticker._exception = None  # acknowledged: make_ticker's teardown would flag it
+
+
+class _CountingRuntime:
+    """Wraps a runtime and counts submit() calls: each is a hop to the loop."""
+
+    def __init__(self, runtime: LoopRuntime) -> None:
+        self.runtime = runtime
+        self.submits = 0
+
+    def submit(self, coro):  # type: ignore[no-untyped-def]
+        self.submits += 1
+        return self.runtime.submit(coro)
+
+
+@pytest.mark.parametrize("live", [0, 1, 64])
+def test_a_tick_is_one_round_trip_to_the_loop(
+    make_pool: MakePool, make_ticker: MakeTicker, lilbee_runtime: LoopRuntime, live: int
+) -> None:
+    """Survey, reap and every ping of a tick go to the loop in one submit, whatever N is."""
+    roles = tuple(f"r{i}" for i in range(64))
+    pool = make_pool(roles, alive=roles[:live])
+    runtime = _CountingRuntime(lilbee_runtime)
+    report = make_ticker(pool, runtime).tick()
+    assert len(report.pinged) == live
+    assert runtime.submits == 1
+
+
+def test_setting_the_default_stop_event_wakes_a_tick_without_polling(
+    make_pool: MakePool, make_ticker: MakeTicker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Setting the ticker's own stop event cancels the calls in flight at once, as stop() does."""
+    import lilbee_ticker._ticker
+
+    # Polling would now take 30 s to notice: only the event itself can be prompt.
+    monkeypatch.setattr(lilbee_ticker._ticker, "_STOP_CHECK_S", 30.0)
+    pool = make_pool(ROLES)
+    pool.set_ping("chat", Hang())
+    ticker = make_ticker(pool, interval_s=0.01, call_timeout_s=60).start()
+    assert pool.wait_for_calls("ping_role", role="chat", timeout=5)
+    started = time.monotonic()
+    ticker.stop_event.set()
+    assert ticker.join(timeout=5)
+    assert time.monotonic() - started < 2.0
+    assert pool.wait_for_cancelled(1, timeout=5)
