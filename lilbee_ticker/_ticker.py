@@ -363,7 +363,7 @@ class HealthTicker:
         self._cancel_inflight()
         ended = self._join(thread, timeout)
         if not ended and thread is not threading.current_thread():
-            _log.warning("ticker.stop_timeout", ticker=self._name, timeout_s=timeout)
+            self._emit("warning", "ticker.stop_timeout", timeout_s=timeout)
         return ended
 
     def join(self, timeout: float = 5.0) -> bool:
@@ -481,9 +481,9 @@ class HealthTicker:
 
     def _run(self) -> None:
         """The thread's body: tick on the cadence until stopped; never die silently."""
-        _log.info(
+        self._emit(
+            "info",
             "ticker.started",
-            ticker=self._name,
             interval_s=self._interval_s,
             call_timeout_s=self._call_timeout_s,
         )
@@ -495,11 +495,11 @@ class HealthTicker:
         except BaseException as exc:
             reason = "crashed"
             self._exception = exc
-            _log.critical("ticker.crashed", ticker=self._name, exc_info=exc)
+            self._emit("critical", "ticker.crashed", exc_info=exc)
         finally:
             with self._changed:
                 self._changed.notify_all()  # wake wait_for_tick(): no more ticks will come
-            _log.info("ticker.stopped", ticker=self._name, reason=reason, ticks=self._tick_count)
+            self._emit("info", "ticker.stopped", reason=reason, ticks=self._tick_count)
 
     def _tick_on_cadence(self) -> None:
         """Wait on the stop event as the clock; each time it times out, run one tick."""
@@ -516,7 +516,7 @@ class HealthTicker:
                     raise
                 except Exception as exc:
                     self._exception = exc
-                    _log.error("tick.crashed", ticker=self._name, exc_info=exc)
+                    self._emit("error", "tick.crashed", exc_info=exc)
                 finally:
                     self._release_slot()
             now = _clock.monotonic()
@@ -715,15 +715,15 @@ class HealthTicker:
             first = not self._runtime_lost
             self._runtime_lost = True
         if first:
-            _log.warning("runtime.unavailable", ticker=self._name, call=call, error=repr(exc))
+            self._emit("warning", "runtime.unavailable", call=call, error=repr(exc))
 
     # -- logging -----------------------------------------------------------------
 
     def _log_report(self, report: TickReport) -> None:
         """Log the tick at debug, and each problem once when it starts and once when it ends."""
-        _log.debug(
+        self._emit(
+            "debug",
             "tick.completed",
-            ticker=self._name,
             number=report.number,
             duration_ms=round(report.duration_s * 1000.0, 3),
             live=report.live,
@@ -744,36 +744,30 @@ class HealthTicker:
             self._problem("reap", "reap.failed", error=report.reap_error)
         for role, error in report.failed.items():
             # Per-ping detail; the role.* events say when a role's health changes.
-            _log.debug("ping.failed", ticker=self._name, role=role, error=repr(error))
+            self._emit("debug", "ping.failed", role=role, error=repr(error))
 
     def _problem(self, key: str, event: str, *, error: BaseException, **fields: Any) -> None:
         first = key not in self._ongoing
         self._ongoing.add(key)
-        log = _log.warning if first else _log.debug
-        log(event, ticker=self._name, error=repr(error), **fields)
+        self._emit("warning" if first else "debug", event, error=repr(error), **fields)
 
     def _resolved(self, key: str) -> None:
         if key in self._ongoing:
             self._ongoing.discard(key)
-            _log.info(f"{key}.recovered", ticker=self._name)
+            self._emit("info", f"{key}.recovered")
 
     def _announce(self, old: RoleHealth | None, new: RoleHealth) -> None:
         """Log one event for a status transition, then call the on_change hook."""
         event, level = _TRANSITION_EVENTS[new.status]
-        if (
-            new.status is HealthStatus.HEALTHY
-            and old is not None
-            and old.status
-            in (
-                HealthStatus.FAILING,
-                HealthStatus.UNHEALTHY,
-            )
-        ):
+        recovering = old is not None and old.status in (
+            HealthStatus.FAILING,
+            HealthStatus.UNHEALTHY,
+        )
+        if new.status is HealthStatus.HEALTHY and recovering:
             event = "role.recovered"
         elif new.status is HealthStatus.DOWN and old is None:
             level = "debug"  # first seen down: it was never alive, nothing stopped
         fields: dict[str, Any] = {
-            "ticker": self._name,
             "role": new.role,
             "status": new.status.value,
             "previous": None if old is None else old.status.value,
@@ -781,7 +775,7 @@ class HealthTicker:
         if new.status in (HealthStatus.FAILING, HealthStatus.UNHEALTHY):
             fields["consecutive_failures"] = new.consecutive_failures
             fields["error"] = new.last_error
-        getattr(_log, level)(event, **fields)
+        self._emit(level, event, **fields)
         hook = self._on_change
         if hook is None:
             return
@@ -789,9 +783,21 @@ class HealthTicker:
             hook(old, new)
         except Exception as exc:
             # A broken hook must not stop the ticker or the other hooks.
-            _log.error(
-                "hook.failed", ticker=self._name, role=new.role, hook=repr(hook), exc_info=exc
-            )
+            self._emit("error", "hook.failed", role=new.role, hook=repr(hook), exc_info=exc)
+
+    def _emit(self, level: str, event: str, **fields: Any) -> None:
+        """Log ``event`` at ``level`` with the ticker's name; never let logging kill the ticker.
+
+        If the application's logging itself raises (a closed stdout, a broken
+        processor), the ticker keeps doing its job, the pool's health, and
+        keeps the first such error as :attr:`exception`, where a test fixture
+        or an operator will find it: it cannot be logged.
+        """
+        try:
+            getattr(_log, level)(event, ticker=self._name, **fields)
+        except Exception as exc:
+            if self._exception is None:
+                self._exception = exc
 
     # -- process identity ------------------------------------------------------
 

@@ -84,3 +84,36 @@ def test_library_never_configures_structlog() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "unconfigured"
+
+
+class _BrokenLogger:
+    """A structlog logger whose output is gone, like a closed stdout."""
+
+    def msg(self, *args: object, **kwargs: object) -> None:
+        raise BrokenPipeError("stdout is closed")
+
+    debug = info = warning = error = critical = msg
+
+
+def test_broken_logging_does_not_kill_the_ticker(
+    make_pool: MakePool, make_ticker: MakeTicker, wait_for_ticks: WaitForTicks
+) -> None:
+    """If the application's logging raises, the ticker keeps ticking and keeps the error."""
+    import structlog
+
+    saved = structlog.get_config()
+    structlog.configure(
+        processors=[structlog.processors.JSONRenderer()],
+        logger_factory=lambda *args: _BrokenLogger(),
+        cache_logger_on_first_use=False,
+    )
+    try:
+        ticker = make_ticker(make_pool(ROLES), interval_s=0.005).start()
+        report = wait_for_ticks(ticker, 5)
+        assert report.ok
+        assert ticker.is_running
+        assert isinstance(ticker.exception, BrokenPipeError)
+        assert ticker.stop(timeout=5)
+    finally:
+        structlog.configure(**saved)
+    ticker._exception = None  # acknowledged: make_ticker's teardown would flag it
