@@ -1,0 +1,45 @@
+"""The ``lilbee-ticker`` command line: ``python -m lilbee_ticker demo`` plays the demo.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from lilbee_ticker._version import __version__
+from lilbee_ticker.demo import _cli as demo_cli
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``lilbee-ticker`` command line and return its exit status.
+
+    Args:
+        argv: The arguments, without the program name; by default
+            ``sys.argv[1:]``.
+
+    Raises:
+        SystemExit: For ``--help``, ``--version`` and bad arguments (status
+            2), as :mod:`argparse` does.
+
+    .. versionadded:: 0.1.0
+    """
+    parser = argparse.ArgumentParser(
+        prog="lilbee-ticker",
+        description="A health ticker that keeps a pool of long-lived worker processes honest.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    commands.required = True
+    demo_cli.add_parser(commands)
+    args = parser.parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
