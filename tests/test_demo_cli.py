@@ -273,3 +273,13 @@ def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--version"])
     assert capsys.readouterr().out.strip() == f"lilbee-ticker {__version__}"
+
+
+def test_duration_alone_scales_the_interval_to_fit(demo: Any) -> None:
+    """`demo --duration 5` picks an interval that lets the whole scenario pass in time."""
+    run = demo("--duration", "5")
+    summary = run.wait_for(lambda event: event["event"] == "demo.summary")
+    returncode, _ = run.finish()
+    assert returncode == 0
+    assert summary["passed"] is True
+    assert proctable.wait_until_exited(run.worker_procs, timeout=5.0) == []

@@ -29,6 +29,8 @@ EXIT_USAGE = 2  # what argparse uses
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 _MIN_INTERVAL_S = 0.1
+# How many intervals the scenario takes with the default --max-idle.
+_SCENARIO_INTERVALS = 11
 _MAX_SECONDS = 86_400.0
 
 _DESCRIPTION = """\
@@ -72,9 +74,10 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--interval",
         type=_seconds,
-        default=1.0,
+        default=None,
         metavar="SECONDS",
-        help=f"seconds between health ticks, at least {_MIN_INTERVAL_S:g} (default: 1)",
+        help=f"seconds between health ticks, at least {_MIN_INTERVAL_S:g} (default: 1, or "
+        f"short enough for the scenario to fit twice into --duration)",
     )
     parser.add_argument(
         "--max-idle",
@@ -105,7 +108,15 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Run the demo for parsed ``args``; return the exit status."""
     parser: argparse.ArgumentParser = args.parser
-    interval: float = args.interval
+    interval: float
+    if args.interval is not None:
+        interval = args.interval
+    elif args.duration is not None:
+        # The scenario takes about 11 intervals (max idle is 3 of them, then
+        # 8 more); give it half of the time allowed, so a busy machine fits.
+        interval = min(1.0, max(_MIN_INTERVAL_S, args.duration / (2 * _SCENARIO_INTERVALS)))
+    else:
+        interval = 1.0
     if interval < _MIN_INTERVAL_S:
         parser.error(f"argument --interval: must be at least {_MIN_INTERVAL_S:g}, got {interval:g}")
     max_idle: float = 3 * interval if args.max_idle is None else args.max_idle
