@@ -9,12 +9,13 @@ from collections.abc import Iterator
 import pytest
 
 import lilbee_ticker
+import lilbee_ticker.demo
 import lilbee_ticker.pytest_plugin
 import lilbee_ticker.testing
 
 
 def _public() -> Iterator[tuple[str, object]]:
-    for module in (lilbee_ticker, lilbee_ticker.testing):
+    for module in (lilbee_ticker, lilbee_ticker.testing, lilbee_ticker.demo):
         for name in module.__all__:
             obj = getattr(module, name)
             if name.startswith("__") or not (inspect.isclass(obj) or inspect.isfunction(obj)):

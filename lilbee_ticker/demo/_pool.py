@@ -192,7 +192,7 @@ class _Worker:
 class WorkerAccessor:
     """A handle on one role of a :class:`ProcessPool`, as returned by ``pool.accessor(role)``.
 
-    Read it only on the pool's event loop thread, like the pool.
+    Thread safety: read it only on the pool's event loop thread, like the pool.
 
     .. versionadded:: 0.1.0
     """
