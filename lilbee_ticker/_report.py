@@ -34,8 +34,10 @@ class TickReport:
         snapshot_error: Why the tick could not read which roles were alive
             (for example a :class:`CallTimeoutError` when the runtime's loop
             is blocked), or ``None``. Nothing is reaped or pinged then.
-        interrupted: The ticker was stopped during the tick, so the steps not
-            yet started were skipped and the calls in flight were cancelled.
+        interrupted: The ticker was stopped, or the runtime shut down, during
+            the tick, so the steps not yet started were skipped and the calls
+            in flight were cancelled. Such a tick says nothing about the
+            pool's health.
 
     Thread safety: immutable, so safe to share between threads.
 

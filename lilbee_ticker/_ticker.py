@@ -2,14 +2,14 @@
 
 The design in one paragraph: the thread's clock is ``stop_event.wait(t)``.
 When the wait times out, one tick runs. A tick crosses to the runtime's event
-loop only through ``runtime.submit()``, and never touches the pool itself: a
-*survey* coroutine reads which roles are alive and, if any are, reaps idle
-ones, all on the loop; then one ping coroutine per surviving role is
-submitted at once, and each checks on the loop that its role is still alive
-right before pinging it, so a reaped worker is never spawned again by its
-own health check. Every wait on those futures is bounded by
-``call_timeout_s`` of real time and wakes as soon as they finish or the
-ticker is stopped.
+loop only through ``runtime.submit()``, once, and never touches the pool
+itself: one coroutine (see ``_calls.run_tick``) reads which roles are alive
+and, if any are, reaps idle ones, then pings every survivor at once, each
+checking on the loop that its role is still alive right before pinging it,
+so a reaped worker is never spawned again by its own health check. The loop
+bounds the reap and the pings by ``call_timeout_s``; the ticker's wait for
+the tick has real-time bounds of its own and wakes as soon as the tick
+finishes or the ticker is stopped.
 """
 
 from __future__ import annotations
@@ -107,10 +107,10 @@ class HealthTicker:
 
     Every ``interval_s`` seconds the ticker's thread runs one tick: it reads
     which roles are alive, calls the pool's ``reap_idle()``, then pings every
-    role that is still alive, all pings at once. Each call is a coroutine
-    submitted to ``runtime`` and waited for at most ``call_timeout_s``; a call
-    still running then is cancelled and reported as a
-    :class:`CallTimeoutError`. The outcome of each tick is a
+    role that is still alive, all pings at once. The tick is one coroutine
+    submitted to ``runtime``; the reap and the pings may take at most
+    ``call_timeout_s`` each, and a call still running then is cancelled and
+    reported as a :class:`CallTimeoutError`. The outcome of each tick is a
     :class:`TickReport`.
 
     A ticker runs once, like :class:`threading.Thread`. Use it as a context
@@ -168,10 +168,13 @@ class HealthTicker:
         check_attributes(
             "pool",
             pool,
+            "lilbee_ticker.Pool",
             ("registered_roles", "accessor", "reap_idle", "ping_role"),
             callables=("accessor", "reap_idle", "ping_role"),
         )
-        check_attributes("runtime", runtime, ("submit",), callables=("submit",))
+        check_attributes(
+            "runtime", runtime, "lilbee_ticker.Runtime", ("submit",), callables=("submit",)
+        )
         self._interval_s = check_seconds("interval_s", interval_s)
         self._call_timeout_s = check_seconds("call_timeout_s", call_timeout_s)
         self._name = check_name(name)
@@ -190,6 +193,7 @@ class HealthTicker:
             check_attributes(
                 "stop_event",
                 stop_event,
+                "threading.Event",
                 ("wait", "set", "is_set"),
                 callables=("wait", "set", "is_set"),
             )
@@ -204,7 +208,10 @@ class HealthTicker:
         # lock is only ever held for a few assignments: never while waiting
         # on a future, submitting to the loop, joining a thread, logging or
         # calling a hook.
-        self._lock = threading.Lock()
+        # Reentrant, so that a signal handler calling stop() (or setting the
+        # default stop event) on a thread interrupted while it held the lock
+        # does not deadlock on it.
+        self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
         self._stop_requested = False
@@ -442,9 +449,12 @@ class HealthTicker:
             ``None`` if ``timeout`` passed, the ticker was stopped, or its
             thread ended first.
         """
-        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
-            raise ValueError(f"number must be an int >= 1, got {number!r}")
+        number = check_count("number", number)
         budget = _clock.Budget(check_seconds("timeout", timeout, allow_zero=True))
+        if self._forked():
+            # The lock may have been held by a thread that does not exist here.
+            report = self._last_report
+            return report if report is not None and report.number >= number else None
         with self._changed:
             while True:
                 report = self._last_report
@@ -525,9 +535,8 @@ class HealthTicker:
     # -- one tick --------------------------------------------------------------
 
     def _slot_timeout(self) -> float:
-        # A tick waits at most call_timeout_s for its survey and as long again
-        # for its pings.
-        return 2 * self._call_timeout_s + _SLOT_GRACE_S
+        # The longest a tick can take (see _await), with a margin of its own.
+        return 2 * self._call_timeout_s + _BACKSTOP_GRACE_S + _SLOT_GRACE_S
 
     def _claim_slot(self, *, background: bool) -> bool:
         """Wait (bounded) until no other tick runs, then mark one as running.
@@ -574,7 +583,9 @@ class HealthTicker:
             "the tick (survey, reap_idle(), ping_role())",
         )
         finished = self._await(future, state)
-        interrupted = self._stopping()
+        # A future cancelled by someone else means the runtime shut down
+        # under the tick: like a stop, that says nothing about the pool.
+        interrupted = self._stopping() or (finished and future.cancelled())
         if not finished:
             gate.closed = True  # whatever has not started yet must not start now
             future.cancel()

@@ -7,6 +7,7 @@ import math
 import numbers
 import threading
 from collections.abc import Iterable
+from typing import cast
 
 __all__ = ["check_attributes", "check_count", "check_name", "check_seconds"]
 
@@ -25,7 +26,16 @@ def check_seconds(name: str, value: object, *, allow_zero: bool = False) -> floa
             f"{name} must be a real number of seconds {bound}, "
             f"got {value!r} of type {type(value).__name__}"
         )
-    seconds = float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int (or Fraction) too large for a float
+        # Real numbers compare with 0 at runtime; typeshed's numbers.Real does not say so.
+        if cast(float, value) > 0:
+            raise ValueError(
+                f"{name} must be at most threading.TIMEOUT_MAX "
+                f"({threading.TIMEOUT_MAX:g}s), got {value!r}"
+            ) from None
+        raise ValueError(f"{name} must be a number of seconds {bound}, got {value!r}") from None
     if not math.isfinite(seconds):
         raise ValueError(f"{name} must be a finite number of seconds {bound}, got {value!r}")
     if seconds < 0.0 or (seconds == 0.0 and not allow_zero):
@@ -62,14 +72,27 @@ def check_name(value: object) -> str:
 
 
 def check_attributes(
-    argument: str, value: object, required: Iterable[str], *, callables: Iterable[str] = ()
+    argument: str,
+    value: object,
+    protocol: str,
+    required: Iterable[str],
+    *,
+    callables: Iterable[str] = (),
 ) -> None:
-    """Raise ``TypeError`` if ``value`` lacks any of ``required``, naming all that are missing.
+    """Raise ``TypeError`` unless ``value`` is an instance with all of ``required``.
+
+    The message names ``argument``, the ``protocol`` it must fit, and every
+    attribute that is missing or not callable.
 
     Attributes are looked up with :func:`inspect.getattr_static`, so a property
     is not run. That matters for a pool, whose state may only be read on its
     own event loop thread.
     """
+    if isinstance(value, type):
+        raise TypeError(
+            f"{argument} must be an instance, got the class {value.__qualname__}: "
+            f"pass {value.__qualname__}(...) instead"
+        )
     missing = [attr for attr in required if not _has_static(value, attr)]
     not_callable = [
         attr
@@ -80,7 +103,7 @@ def check_attributes(
     problems += [f"{attr!r} is not callable" for attr in not_callable]
     if problems:
         raise TypeError(
-            f"{argument} does not fit the lilbee_ticker.{argument.capitalize()} protocol "
+            f"{argument} does not fit the {protocol} protocol "
             f"({', '.join(problems)}): got {value!r} of type {type(value).__name__}"
         )
 

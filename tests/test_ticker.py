@@ -580,3 +580,21 @@ def test_setting_the_default_stop_event_wakes_a_tick_without_polling(
     assert ticker.join(timeout=5)
     assert time.monotonic() - started < 2.0
     assert pool.wait_for_cancelled(1, timeout=5)
+
+
+def test_runtime_shut_down_during_a_tick_is_not_a_ping_failure(make_ticker: MakeTicker) -> None:
+    """A tick whose calls the runtime cancels as it shuts down is interrupted, not failed."""
+    runtime = LoopRuntime(name="shut-down-mid-tick").start()
+    pool = FakePool(ROLES, loop_thread=runtime.thread)
+    pool.set_ping("chat", Hang())
+    ticker = make_ticker(pool, runtime, call_timeout_s=60)
+    shutdown = threading.Thread(
+        target=lambda: pool.wait_for_calls("ping_role", role="chat", timeout=5)
+        and runtime.shutdown(timeout=5)
+    )
+    shutdown.start()
+    report = ticker.tick()
+    shutdown.join(5)
+    assert report.interrupted
+    assert "chat" not in {r for r, h in ticker.health().items() if h.status.value == "failing"}
+    assert ticker.stats().ping_failures == 0
