@@ -1,0 +1,196 @@
+"""Fork: os.fork() while the ticker runs leaves the child a dead copy and the parent untouched.
+
+The child reports through a pipe, as JSON, and always leaves with ``os._exit``
+so that it never runs the rest of the test session. The parent waits for it
+with a bound and kills it if it hangs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import select
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from lilbee_ticker import HealthTicker, LoopRuntime, TickerUsageError
+from lilbee_ticker.pytest_plugin import MakeTicker, WaitForTicks
+from lilbee_ticker.testing import Delay, FakePool
+
+from ..conftest import MakePool
+from .conftest import Figures
+from .support import real_now, scaled
+
+pytestmark = pytest.mark.filterwarnings(
+    # Python 3.12+ warns that forking a multi-threaded process may deadlock the child:
+    # that risk is exactly what these tests measure.
+    "ignore:.*fork.*:DeprecationWarning"
+)
+
+# A child answers in a few tens of milliseconds; one that has not after this is stuck
+# (a bounded wait of its own would have ended by then) and is killed.
+CHILD_BOUND_S = 5.0
+STOP_BOUND_S = 0.5
+
+
+def _in_child(work: Callable[[], dict[str, Any]], bound_s: float = CHILD_BOUND_S) -> dict[str, Any]:
+    """Fork; run ``work`` in the child and return what it reported, as seen by the parent."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answer through the pipe, then leave at once
+        os.close(read_end)
+        try:
+            answer = work()
+        except BaseException as exc:
+            answer = {"error": repr(exc)}
+        try:
+            os.write(write_end, json.dumps(answer, default=str).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], bound_s)
+        raw = os.read(read_end, 65536) if ready else b""
+    finally:
+        os.close(read_end)
+    if not ready:
+        os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    if not ready:
+        return {"error": f"the child did not answer within {bound_s:g}s: it hangs"}
+    reported: dict[str, Any] = json.loads(raw)
+    return reported
+
+
+def _child_checks(ticker: HealthTicker) -> dict[str, Any]:
+    """In the child: the inherited ticker is inert, and a new runtime and ticker work."""
+    answer: dict[str, Any] = {"running": ticker.is_running}
+    # tick() and start() first: after a stop() they would raise for that reason instead.
+    for name, call in (("tick", ticker.tick), ("start", ticker.start)):
+        try:
+            call()
+        except TickerUsageError:
+            answer[name] = "TickerUsageError"
+        else:
+            answer[name] = "returned"
+    start = real_now()
+    answer["stopped"] = ticker.stop(timeout=5.0)
+    answer["stop_s"] = real_now() - start
+    answer["joined"] = ticker.join(timeout=5.0)
+    with LoopRuntime(name="child-runtime") as runtime:
+        pool = FakePool(["chat"], loop_thread=runtime.thread)
+        with HealthTicker(pool, runtime, interval_s=0.005, name="child-ticker") as fresh:
+            report = fresh.wait_for_tick(3, timeout=5.0)
+            answer["fresh_ticks"] = 0 if report is None else report.number
+            answer["fresh_ok"] = report is not None and report.ok
+        answer["fresh_stopped"] = not fresh.is_running
+    answer["pending"] = list(runtime.pending_at_shutdown)
+    return answer
+
+
+def test_fork_while_running(
+    make_pool: MakePool,
+    make_ticker: MakeTicker,
+    wait_for_ticks: WaitForTicks,
+    seed: int,
+    figures: Figures,
+) -> None:
+    """A child forked mid-tick sees a stopped ticker and runs a new one; the parent ticks on."""
+    rng = random.Random(seed)
+    pool = make_pool(("embed", "chat", "rerank"))
+    pool.set_ping("chat", Delay(0.002))  # most forks land in the middle of a tick
+    ticker = make_ticker(pool, interval_s=0.002, name="forked-ticker").start()
+    wait_for_ticks(ticker, 1)
+    forks = scaled(8, 100)
+    expected = {
+        "running": False,
+        "stopped": True,
+        "joined": True,
+        "tick": "TickerUsageError",
+        "start": "TickerUsageError",
+        "fresh_ok": True,
+        "fresh_stopped": True,
+        "pending": [],
+    }
+    answers = []
+    for _ in range(forks):
+        last = ticker.last_report
+        assert last is not None
+        wait_for_ticks(ticker, last.number + rng.randint(1, 3))
+        answer = _in_child(lambda: _child_checks(ticker))
+        assert {key: answer.get(key) for key in expected} == expected, answer
+        assert answer["stop_s"] < STOP_BOUND_S
+        assert answer["fresh_ticks"] >= 3
+        answers.append(answer)
+    # The parent's ticker never noticed.
+    before = ticker.last_report
+    assert before is not None
+    after = wait_for_ticks(ticker, before.number + 5)
+    assert ticker.is_running and ticker.exception is None
+    assert after.ok
+    assert ticker.stats().snapshot_failures == 0 and ticker.stats().ping_failures == 0
+    figures.record(
+        forks=forks,
+        children_ok=len(answers),
+        max_child_stop_s=max(answer["stop_s"] for answer in answers),
+        parent_ticks=after.number,
+    )
+
+
+class _HoldUnderLock(threading.Event):
+    """A stop event that, once armed, holds the ticker's thread inside its next is_set().
+
+    The first is_set() after a wait that timed out comes from the ticker's slot
+    claim, which runs under the ticker's lock: the thread is held there, with the
+    lock taken, until the test releases it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = False
+        self._pounce = False
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        woke = super().wait(timeout)
+        if not woke and self.armed:
+            self.armed = False
+            self._pounce = True
+        return woke
+
+    def is_set(self) -> bool:
+        if self._pounce and threading.current_thread().name == "held-ticker":
+            self._pounce = False
+            self.holding.set()
+            self.release.wait(10.0)
+        return super().is_set()
+
+
+def test_child_wait_for_tick_on_the_inherited_ticker_does_not_hang(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """In a child forked while the ticker held its lock, wait_for_tick() still returns at once."""
+    event = _HoldUnderLock()
+    ticker = make_ticker(
+        make_pool(("chat",)), interval_s=0.005, stop_event=event, name="held-ticker"
+    ).start()
+    event.armed = True
+    assert event.holding.wait(10.0), "the ticker's thread never reached its slot claim"
+    try:
+
+        def child() -> dict[str, Any]:
+            start = real_now()
+            report = ticker.wait_for_tick(10**9, timeout=0.5)
+            return {"returned": repr(report), "seconds": real_now() - start}
+
+        answer = _in_child(child, bound_s=1.0)
+    finally:
+        event.release.set()
+    assert "error" not in answer, answer
+    assert answer["returned"] == "None" and answer["seconds"] < 0.5 + STOP_BOUND_S, answer

@@ -1,0 +1,376 @@
+"""Stop bounds: stop() returns within its timeout, from any thread, whatever the ticker is doing.
+
+Each scenario wedges the ticker somewhere (a hung reap, a hung ping, a blocked
+``submit``), then stops it from a different place (the test's thread, the loop's
+thread, a hook on the ticker's own thread, a signal handler in the main thread)
+and measures how long ``stop()`` took. The guard in ``conftest.py`` then checks
+that no thread was left behind.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import signal
+import threading
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
+
+import pytest
+
+from lilbee_ticker import HealthTicker, LoopRuntime, RoleHealth
+from lilbee_ticker.pytest_plugin import MakeTicker
+from lilbee_ticker.testing import Fail, FakePool, Hang
+
+from .conftest import Figures
+from .support import real_now, run_script
+
+_T = TypeVar("_T")
+
+STOP_TIMEOUT_S = 5.0
+# stop() cancels what is in flight and returns at once: a few milliseconds. The
+# bound is generous for two loaded cores, and still far below the hung calls'
+# call_timeout_s (60 s), which a stop() that waited for them would take.
+STOP_BOUND_S = 1.0
+HUNG_CALL_TIMEOUT_S = 60.0
+WAIT_S = 10.0
+
+
+def _stop_timed(ticker: HealthTicker, timeout: float = STOP_TIMEOUT_S) -> tuple[bool, float]:
+    start = real_now()
+    ended = ticker.stop(timeout)
+    return ended, real_now() - start
+
+
+def _assert_gone(ticker: HealthTicker) -> None:
+    assert not ticker.is_running
+    assert not [t for t in threading.enumerate() if t.name == ticker.name]
+
+
+# -- stopping a ticker wedged in a pool call ----------------------------------------------
+
+
+def test_stop_during_a_hung_reap(
+    fake_pool: FakePool, make_ticker: MakeTicker, figures: Figures
+) -> None:
+    """stop() during a reap_idle() that never returns cancels it and returns at once."""
+    fake_pool.set_reap(Hang())
+    ticker = make_ticker(interval_s=0.01, call_timeout_s=HUNG_CALL_TIMEOUT_S, name="hung-reap")
+    ticker.start()
+    assert fake_pool.wait_for_calls("reap_idle", timeout=WAIT_S)
+
+    ended, latency = _stop_timed(ticker)
+
+    assert ended and latency < STOP_BOUND_S
+    _assert_gone(ticker)
+    assert fake_pool.wait_for_cancelled(1, timeout=WAIT_S)
+    assert fake_pool.cancelled[0].method == "reap_idle"
+    report = ticker.last_report
+    assert report is not None and report.interrupted and report.pinged == ()
+    figures.record(stop_latency_s=latency)
+
+
+def test_stop_during_a_hung_ping(
+    fake_pool: FakePool, make_ticker: MakeTicker, figures: Figures
+) -> None:
+    """stop() during a ping that never returns cancels it and returns at once."""
+    fake_pool.set_ping("chat", Hang())
+    ticker = make_ticker(interval_s=0.01, call_timeout_s=HUNG_CALL_TIMEOUT_S, name="hung-ping")
+    ticker.start()
+    assert fake_pool.wait_for_calls("ping_role", role="chat", timeout=WAIT_S)
+
+    ended, latency = _stop_timed(ticker)
+
+    assert ended and latency < STOP_BOUND_S
+    _assert_gone(ticker)
+    assert fake_pool.wait_for_cancelled(1, timeout=WAIT_S)
+    report = ticker.last_report
+    assert report is not None and report.interrupted
+    assert isinstance(report.failed["chat"], concurrent.futures.CancelledError)
+    figures.record(stop_latency_s=latency)
+
+
+class BlockingSubmit:
+    """A runtime whose ``submit`` blocks, once armed, until the test releases it.
+
+    It stands for a runtime busy with a lock of its own: the ticker's thread is
+    stuck inside ``submit()``, where no cancellation can reach it.
+    """
+
+    def __init__(self, inner: LoopRuntime) -> None:
+        self._inner = inner
+        self.armed = False
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def submit(self, coro: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
+        """Block until released if armed, then submit to the real runtime."""
+        if self.armed:
+            self.entered.set()
+            self.release.wait(WAIT_S)
+        return self._inner.submit(coro)
+
+
+@pytest.fixture
+def blocking_submit(lilbee_runtime: LoopRuntime) -> Iterator[BlockingSubmit]:
+    runtime = BlockingSubmit(lilbee_runtime)
+    yield runtime
+    runtime.release.set()  # never leave a ticker thread stuck in submit()
+
+
+def test_stop_with_a_short_timeout_during_a_blocked_submit(
+    fake_pool: FakePool, make_ticker: MakeTicker, blocking_submit: BlockingSubmit, figures: Figures
+) -> None:
+    """stop(0.1) while submit() blocks returns False in 0.1 s; the thread ends once it unblocks."""
+    ticker = make_ticker(runtime=blocking_submit, interval_s=0.01, name="blocked-submit")
+    blocking_submit.armed = True
+    ticker.start()
+    assert blocking_submit.entered.wait(WAIT_S)
+    surveys = fake_pool.count("registered_roles")
+
+    ended, latency = _stop_timed(ticker, timeout=0.1)
+
+    assert not ended, "the thread cannot have ended: it is inside submit()"
+    assert latency < 0.1 + STOP_BOUND_S
+    blocking_submit.release.set()
+    assert ticker.join(timeout=STOP_TIMEOUT_S)
+    _assert_gone(ticker)
+    # The coroutine submitted after the stop touched nothing, and was not left pending
+    # (the runtime fixture fails the test if it was).
+    assert fake_pool.count("registered_roles") == surveys
+    figures.record(stop_latency_s=latency, returned=ended)
+
+
+def test_stop_waits_no_longer_than_a_blocked_submit(
+    fake_pool: FakePool, make_ticker: MakeTicker, blocking_submit: BlockingSubmit, figures: Figures
+) -> None:
+    """stop() while submit() blocks for 0.2 s returns True as soon as submit() returns."""
+    ticker = make_ticker(runtime=blocking_submit, interval_s=0.01, name="slow-submit")
+    blocking_submit.armed = True
+    ticker.start()
+    assert blocking_submit.entered.wait(WAIT_S)
+    # The submit takes 0.2 s more; a timer stands for the runtime finishing its work.
+    unblock = threading.Timer(0.2, blocking_submit.release.set)
+    unblock.start()
+    try:
+        ended, latency = _stop_timed(ticker)
+    finally:
+        unblock.join(WAIT_S)
+
+    assert ended
+    assert 0.1 < latency < 0.2 + STOP_BOUND_S, latency
+    _assert_gone(ticker)
+    figures.record(stop_latency_s=latency)
+
+
+# -- stopping from unusual threads -----------------------------------------------------------
+
+
+def test_stop_from_the_loop_thread(
+    fake_pool: FakePool, make_ticker: MakeTicker, lilbee_runtime: LoopRuntime, figures: Figures
+) -> None:
+    """stop() from the runtime's loop thread, while a ping hangs on that loop, returns at once."""
+    fake_pool.set_ping("chat", Hang())
+    ticker = make_ticker(interval_s=0.01, call_timeout_s=HUNG_CALL_TIMEOUT_S, name="loop-stop")
+    ticker.start()
+    assert fake_pool.wait_for_calls("ping_role", role="chat", timeout=WAIT_S)
+
+    async def stop_on_the_loop() -> tuple[bool, float]:
+        return _stop_timed(ticker)  # blocks the loop while it joins: that is the point
+
+    ended, latency = lilbee_runtime.run(stop_on_the_loop(), timeout=WAIT_S)
+
+    assert ended and latency < STOP_BOUND_S
+    _assert_gone(ticker)
+    figures.record(stop_latency_s=latency)
+
+
+def test_stop_from_an_on_change_hook(
+    fake_pool: FakePool, make_ticker: MakeTicker, figures: Figures
+) -> None:
+    """stop() from a hook on the ticker's own thread returns False at once; the thread then ends."""
+    fake_pool.set_ping("chat", Fail())
+    calls: list[tuple[str, bool, float]] = []
+    ticker: HealthTicker | None = None
+
+    def hook(_old: RoleHealth | None, _new: RoleHealth) -> None:
+        if not calls:
+            assert ticker is not None
+            ended, latency = _stop_timed(ticker)
+            calls.append((threading.current_thread().name, ended, latency))
+
+    ticker = make_ticker(interval_s=0.01, on_change=hook, name="hook-stop")
+    ticker.start()
+
+    assert ticker.join(timeout=WAIT_S), "the thread did not end after the tick that stopped it"
+    [(thread, ended, latency)] = calls
+    assert thread == "hook-stop"
+    assert not ended, "a thread cannot have waited for itself to end"
+    assert latency < STOP_BOUND_S
+    report = ticker.last_report
+    assert report is not None and report.number == 1, "no tick may start after the stop"
+    _assert_gone(ticker)
+    figures.record(stop_latency_s=latency, returned=ended)
+
+
+@pytest.fixture
+def sigusr1() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers run in the main thread only")
+    previous = signal.getsignal(signal.SIGUSR1)
+    yield
+    signal.signal(signal.SIGUSR1, previous)
+
+
+@pytest.mark.usefixtures("sigusr1")
+@pytest.mark.parametrize("main_waits_in", ["ticker.join", "application-event.wait"])
+def test_stop_from_a_signal_handler(
+    fake_pool: FakePool, make_ticker: MakeTicker, figures: Figures, main_waits_in: str
+) -> None:
+    """stop() in a signal handler, run by the main thread while it waits, returns at once."""
+    fake_pool.set_ping("chat", Hang())
+    ticker = make_ticker(interval_s=0.01, call_timeout_s=HUNG_CALL_TIMEOUT_S, name="signal-stop")
+    shutdown = threading.Event()
+    handled: list[tuple[str, bool, float]] = []
+
+    def handler(_signum: int, _frame: object) -> None:
+        ended, latency = _stop_timed(ticker, timeout=2.0)
+        handled.append((threading.current_thread().name, ended, latency))
+        shutdown.set()
+
+    signal.signal(signal.SIGUSR1, handler)
+    ticker.start()
+    assert fake_pool.wait_for_calls("ping_role", role="chat", timeout=WAIT_S)
+    # Sent from another thread a moment later, so that it most likely finds the main
+    # thread blocked below; if it comes earlier the handler runs earlier, just as well.
+    main = threading.main_thread().ident
+    assert main is not None
+    sender = threading.Timer(0.05, signal.pthread_kill, (main, signal.SIGUSR1))
+    sender.start()
+    try:
+        if main_waits_in == "ticker.join":
+            assert ticker.join(timeout=WAIT_S)
+        else:
+            assert shutdown.wait(WAIT_S)
+    finally:
+        sender.join(WAIT_S)
+
+    [(thread, ended, latency)] = handled
+    assert thread == threading.main_thread().name
+    assert ended and latency < STOP_BOUND_S
+    _assert_gone(ticker)
+    assert fake_pool.wait_for_cancelled(1, timeout=WAIT_S)
+    figures.record(stop_latency_s=latency)
+
+
+# A signal can land at any bytecode of the main thread, including one of the few
+# where a ticker method holds the ticker's lock. A stop event whose is_set() raises
+# the signal pins it there: wait_for_tick(), tick() and start() all call is_set()
+# under that lock. The script's watchdog reports a stop() that has not returned
+# long after its timeout, then exits, since a deadlocked interpreter never would.
+_SIGNAL_INSIDE_A_CALL = """
+import faulthandler, os, signal, sys, threading, time
+import structlog
+structlog.configure(processors=[lambda *_: (_ for _ in ()).throw(structlog.DropEvent())])
+from lilbee_ticker import HealthTicker, LoopRuntime, TickerUsageError
+from lilbee_ticker.testing import FakePool
+
+where = sys.argv[1]
+
+class PinnedEvent(threading.Event):
+    armed = False
+
+    def is_set(self):
+        if self.armed and threading.current_thread() is threading.main_thread():
+            self.armed = False
+            signal.raise_signal(signal.SIGUSR1)
+        return super().is_set()
+
+runtime = LoopRuntime().start()
+pool = FakePool(["chat"], loop_thread=runtime.thread)
+event = PinnedEvent()
+ticker = HealthTicker(pool, runtime, interval_s=0.01, stop_event=event)
+returned = threading.Event()
+latencies = []
+
+def handler(signum, frame):
+    start = time.monotonic()
+    ticker.stop(timeout=0.2)
+    latencies.append(time.monotonic() - start)
+    returned.set()
+
+def watchdog():
+    if not returned.wait(1.5):
+        print("stop() in the signal handler never returned: deadlock", flush=True)
+        faulthandler.dump_traceback(all_threads=True)
+        os._exit(3)
+
+signal.signal(signal.SIGUSR1, handler)
+if where != "start":
+    ticker.start()
+    assert ticker.wait_for_tick(1, timeout=10) is not None
+threading.Thread(target=watchdog, daemon=True).start()
+event.armed = True
+try:
+    if where == "wait_for_tick":
+        ticker.wait_for_tick(10**9, timeout=5)
+    elif where == "tick":
+        ticker.tick()
+    else:
+        ticker.start()
+except TickerUsageError:
+    pass  # the ticker was stopped under the call: a documented answer
+assert returned.is_set()
+assert ticker.join(timeout=5), "the thread outlived the stop"
+assert not ticker.is_running
+runtime.shutdown(timeout=5)
+print(f"stop latency {latencies[0]:.4f}")
+"""
+
+
+def test_stop_from_a_signal_handler_that_interrupts_a_ticker_call(figures: Figures) -> None:
+    """stop() in a handler that interrupts the main thread inside a ticker call returns in time."""
+    places = ("wait_for_tick", "tick", "start")
+    # One fresh interpreter per place, run side by side: a deadlock costs its watchdog's wait.
+    with concurrent.futures.ThreadPoolExecutor(len(places)) as executor:
+        runs = {
+            where: executor.submit(run_script, _SIGNAL_INSIDE_A_CALL, timeout_s=30.0, args=(where,))
+            for where in places
+        }
+    scripts = {where: run.result() for where, run in runs.items()}
+    failed = {where: s.explain() for where, s in scripts.items() if s.returncode or s.stderr}
+    assert not failed, "\n\n".join(f"inside {w}(): {text}" for w, text in failed.items())
+    latency = max(float(s.stdout.split("stop latency ")[1]) for s in scripts.values())
+    assert latency < 0.2 + STOP_BOUND_S
+    figures.record(stop_latency_s=latency)
+
+
+def test_concurrent_stops_all_return_at_once(
+    fake_pool: FakePool, make_ticker: MakeTicker, figures: Figures
+) -> None:
+    """Eight threads stopping a ticker wedged in a hung ping all get True within the bound."""
+    fake_pool.set_ping("chat", Hang())
+    ticker = make_ticker(interval_s=0.01, call_timeout_s=HUNG_CALL_TIMEOUT_S, name="many-stops")
+    ticker.start()
+    assert fake_pool.wait_for_calls("ping_role", role="chat", timeout=WAIT_S)
+    barrier = threading.Barrier(8)
+    results: list[tuple[bool, float]] = []
+    results_lock = threading.Lock()
+
+    def stop() -> None:
+        barrier.wait(WAIT_S)
+        result = _stop_timed(ticker)
+        with results_lock:
+            results.append(result)
+
+    stoppers = [threading.Thread(target=stop, name=f"stopper-{i}") for i in range(8)]
+    for thread in stoppers:
+        thread.start()
+    for thread in stoppers:
+        thread.join(WAIT_S)
+
+    assert len(results) == 8, "a stop() never returned"
+    assert all(ended for ended, _ in results)
+    latency = max(latency for _, latency in results)
+    assert latency < STOP_BOUND_S
+    _assert_gone(ticker)
+    figures.record(stop_latency_s=latency)
