@@ -589,8 +589,9 @@ def test_runtime_shut_down_during_a_tick_is_not_a_ping_failure(make_ticker: Make
     pool.set_ping("chat", Hang())
     ticker = make_ticker(pool, runtime, call_timeout_s=60)
     shutdown = threading.Thread(
-        target=lambda: pool.wait_for_calls("ping_role", role="chat", timeout=5)
-        and runtime.shutdown(timeout=5)
+        target=lambda: (
+            pool.wait_for_calls("ping_role", role="chat", timeout=5) and runtime.shutdown(timeout=5)
+        )
     )
     shutdown.start()
     report = ticker.tick()

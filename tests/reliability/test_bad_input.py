@@ -25,6 +25,7 @@ from lilbee_ticker.testing import FakePool
 
 _HUGE = 10**400  # a finite int too large for a float
 
+
 def _param(argument: str, value: Any, error: type[Exception], *marks: Any, names: str = "") -> Any:
     label = names or (type(value).__name__ if isinstance(value, type | Decimal) else repr(value))
     return pytest.param(argument, value, error, marks=marks, id=f"{argument}={label[:24]}")
