@@ -68,9 +68,18 @@ class TickState:
     nothing yet or a complete value.
     """
 
-    __slots__ = ("live", "outcomes", "reap_done", "reap_error", "reaped", "registered")
+    __slots__ = (
+        "live",
+        "outcomes",
+        "reap_done",
+        "reap_error",
+        "reaped",
+        "registered",
+        "surveyed_at",
+    )
 
     def __init__(self) -> None:
+        self.surveyed_at: float | None = None  # monotonic time the loop started the survey
         self.registered: tuple[str, ...] | None = None
         self.live: tuple[str, ...] | None = None
         self.reaped: tuple[str, ...] = ()
@@ -83,6 +92,7 @@ async def run_tick(pool: Pool, state: TickState, gate: Gate, timeout: float) -> 
     """Survey, reap, then ping every survivor at once; each step bounded by ``timeout``."""
     if not gate.open:
         return
+    state.surveyed_at = _clock.monotonic()
     registered = tuple(pool.registered_roles)
     live = tuple(role for role in registered if pool.accessor(role).is_alive)
     state.registered = registered

@@ -117,9 +117,9 @@ class HealthBook:
                     record = self._failed(record, error, now)
             elif role in report.pinged:
                 record = self._ok(record, report.latencies.get(role), now)
-            elif not report.interrupted:
-                # Alive at the survey, but no longer when its ping came.
-                record = self._down(record, now)
+            elif role in report.gone:
+                record = self._down(record, now)  # alive at the survey, not at its ping
+            # Otherwise the tick gave up before this role's ping: no evidence.
             records[role] = record
             if previous is None or previous.status is not record.status:
                 transitions.append((previous, record))

@@ -24,6 +24,9 @@ class TickReport:
         live: The roles that were alive when the tick started.
         reaped: The roles ``reap_idle()`` reaped.
         pinged: The roles whose ping succeeded.
+        gone: The roles that were alive at the survey and not reaped, but no
+            longer alive when their ping came (they crashed in between), so
+            they were not pinged: pinging would have spawned them again.
         failed: Role to exception, for every ping that failed. A ping that
             outlived ``call_timeout_s`` maps to a :class:`CallTimeoutError`
             (a :class:`TimeoutError`); one cancelled because the ticker was
@@ -50,6 +53,7 @@ class TickReport:
     live: tuple[str, ...] = ()
     reaped: tuple[str, ...] = ()
     pinged: tuple[str, ...] = ()
+    gone: tuple[str, ...] = ()
     # A default_factory because dataclasses refuses unhashable defaults; the
     # shared read-only empty mappings cost nothing per report.
     failed: Mapping[str, BaseException] = dataclasses.field(default_factory=lambda: _NO_FAILURES)
@@ -60,8 +64,8 @@ class TickReport:
 
     @property
     def skipped(self) -> bool:
-        """True when no role was alive, so the tick neither reaped nor pinged."""
-        return not self.live and self.snapshot_error is None
+        """True when the tick found no role alive, so it neither reaped nor pinged."""
+        return not self.live and self.snapshot_error is None and not self.interrupted
 
     @property
     def ok(self) -> bool:

@@ -88,7 +88,7 @@ class LoopRuntime:
         # _lock guards _state, _loop and _thread. submit() schedules under it
         # so that no coroutine is handed to a loop that shutdown() has begun
         # to close; scheduling never blocks.
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant: a signal handler may call shutdown()
         self._state = _NEW
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

@@ -71,7 +71,14 @@ class TickerStats:
             skipped_ticks=self.skipped_ticks + report.skipped,
             interrupted_ticks=self.interrupted_ticks + report.interrupted,
             reaps=self.reaps + reap_ran,
-            reap_failures=self.reap_failures + (report.reap_error is not None),
+            reap_failures=self.reap_failures
+            + (
+                report.reap_error is not None
+                and not (
+                    report.interrupted
+                    and isinstance(report.reap_error, concurrent.futures.CancelledError)
+                )
+            ),
             roles_reaped=self.roles_reaped + len(report.reaped),
             pings=self.pings + len(report.pinged) + len(counted_failures),
             ping_failures=self.ping_failures + len(counted_failures),

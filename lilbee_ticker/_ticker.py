@@ -208,9 +208,10 @@ class HealthTicker:
         # lock is only ever held for a few assignments: never while waiting
         # on a future, submitting to the loop, joining a thread, logging or
         # calling a hook.
-        # Reentrant, so that a signal handler calling stop() (or setting the
-        # default stop event) on a thread interrupted while it held the lock
-        # does not deadlock on it.
+        # Reentrant, so that a signal handler calling stop() on the main thread
+        # while it is inside wait_for_tick(), tick() or start() with this lock
+        # held does not deadlock on it. (stop() is still not async-signal-safe
+        # in general: see its docstring.)
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
@@ -343,9 +344,15 @@ class HealthTicker:
         """Stop the ticker: set the stop event, cancel calls in flight, join the thread.
 
         Safe to call before :meth:`start`, more than once, and from any thread,
-        including the runtime's loop thread and the ticker's own thread (from
-        a hook), where it cannot wait for itself and returns ``False`` at once;
-        the thread then ends as soon as the current tick returns.
+        including the ticker's own thread (from a hook), where it cannot wait
+        for itself and returns ``False`` at once (the thread then ends as soon
+        as the current tick returns), and the runtime's loop thread, where the
+        join blocks the loop for as long as the thread takes to end (the tick
+        in flight is cancelled first, so that is brief). From a signal handler
+        it works while the main thread is in a ticker call, but like most
+        locking code it is not async-signal-safe: a handler that interrupts
+        ``stop()`` itself may block. Prefer setting a flag in the handler, or
+        ``loop.add_signal_handler()``.
 
         Args:
             timeout: Longest time to wait for the thread to end, in seconds;
@@ -451,10 +458,25 @@ class HealthTicker:
         """
         number = check_count("number", number)
         budget = _clock.Budget(check_seconds("timeout", timeout, allow_zero=True))
+        report = self._last_report
+        if report is not None and report.number >= number:
+            return report
         if self._forked():
-            # The lock may have been held by a thread that does not exist here.
-            report = self._last_report
-            return report if report is not None and report.number >= number else None
+            return None  # no thread ticks here; and the lock may be held by one that is gone
+        if self._slot_owner == threading.get_ident():
+            raise TickerUsageError(
+                self._name,
+                "wait_for_tick() was called from inside a tick (from an on_change hook), "
+                "where it would wait for itself",
+                "return from the hook; the tick's report is published right after it",
+            )
+        if _in_event_loop_thread():
+            raise TickerUsageError(
+                self._name,
+                "wait_for_tick() blocks, and was called from a thread running an asyncio "
+                "event loop, which would stall that loop (and the tick, if it is the runtime's)",
+                "call it from a coroutine as `await asyncio.to_thread(ticker.wait_for_tick, n)`",
+            )
         with self._changed:
             while True:
                 report = self._last_report
@@ -583,29 +605,38 @@ class HealthTicker:
             "the tick (survey, reap_idle(), ping_role())",
         )
         finished = self._await(future, state)
-        # A future cancelled by someone else means the runtime shut down
-        # under the tick: like a stop, that says nothing about the pool.
-        interrupted = self._stopping() or (finished and future.cancelled())
         if not finished:
             gate.closed = True  # whatever has not started yet must not start now
             future.cancel()
         self._forget(future)
         escaped = error_of(future) if finished else None
+        outcomes = dict(state.outcomes)  # one consistent copy: the loop may still write
+        cut_short = (
+            state.live is None
+            or (bool(state.live) and not state.reap_done)
+            or any(result is None for result in outcomes.values())
+        )
+        # A stop that cut the tick short, or a future cancelled by someone else
+        # (the runtime shutting down under the tick), says nothing about the pool.
+        interrupted = (finished and future.cancelled()) or (
+            self._stopping() and (cut_short or not finished)
+        )
 
         snapshot_error: BaseException | None = None
         reap_error = state.reap_error
         if state.live is None:
-            if escaped is not None or not finished:
+            if escaped is not None or not finished or interrupted:
                 snapshot_error = escaped or self._unfinished_error("the survey", interrupted)
-        elif escaped is not None:
-            reap_error = reap_error or escaped  # a bug in the pool past the survey
-        elif not finished and not state.reap_done:
-            reap_error = self._unfinished_error("reap_idle()", interrupted)
+        elif not state.reap_done and (escaped is not None or not finished):
+            reap_error = escaped or self._unfinished_error("reap_idle()", interrupted)
+        elif escaped is not None and not interrupted and not outcomes:
+            reap_error = reap_error or escaped  # a bug in the pool past the reap
 
         pinged: list[str] = []
+        gone: list[str] = []
         failed: dict[str, BaseException] = {}
         latencies: dict[str, float] = {}
-        for role, result in dict(state.outcomes).items():
+        for role, result in outcomes.items():
             if result is None:
                 failed[role] = self._unfinished_error(f"ping_role({role!r})", interrupted)
             elif isinstance(result, BaseException):
@@ -613,6 +644,8 @@ class HealthTicker:
             elif isinstance(result, float):
                 pinged.append(role)
                 latencies[role] = result
+            else:
+                gone.append(role)
 
         report = TickReport(
             number=number,
@@ -621,6 +654,7 @@ class HealthTicker:
             live=state.live or (),
             reaped=state.reaped,
             pinged=tuple(pinged),
+            gone=tuple(gone),
             failed=types.MappingProxyType(failed),
             latencies=types.MappingProxyType(latencies),
             reap_error=reap_error,
@@ -684,9 +718,16 @@ class HealthTicker:
         future.add_done_callback(waiter)
         if self._wait_for(waiter.done, _clock.Budget(self._call_timeout_s)):
             return True
-        if self._stopping() or state.live is None:
+        surveyed_at = state.surveyed_at
+        if self._stopping() or state.live is None or surveyed_at is None:
             return False
-        return self._wait_for(waiter.done, _clock.Budget(self._call_timeout_s + _BACKSTOP_GRACE_S))
+        # The reap and the pings get their bounds from the survey's start, so
+        # loop lag before the survey is not taken out of the pings' time.
+        timeout = self._call_timeout_s
+        since_survey = _clock.monotonic() - surveyed_at
+        left = 2 * timeout + _BACKSTOP_GRACE_S - since_survey
+        left = min(max(left, timeout + _BACKSTOP_GRACE_S), 2 * timeout + _BACKSTOP_GRACE_S)
+        return self._wait_for(waiter.done, _clock.Budget(left))
 
     def _wait_for(self, event: threading.Event, budget: _clock.Budget) -> bool:
         """Wait for ``event`` within ``budget``; False if it ran out or the ticker stopped."""

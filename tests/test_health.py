@@ -462,3 +462,98 @@ def test_bad_on_change(make_pool: MakePool, lilbee_runtime: LoopRuntime) -> None
     """on_change must be callable or None."""
     with pytest.raises(TypeError, match=r"^on_change must be a callable taking"):
         HealthTicker(make_pool(), lilbee_runtime, on_change="print")  # type: ignore[arg-type]
+
+
+# -- regressions found in review ---------------------------------------------------------
+
+
+def test_a_stop_during_the_pings_is_not_a_reap_failure(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """When a stop cuts the ping phase short, the reap that had finished is not reported failed."""
+    pool = make_pool(("chat", "embed"))
+    pool.set_ping("chat", Hang())
+    ticker = make_ticker(pool, call_timeout_s=60)
+    stopper = threading.Thread(
+        target=lambda: pool.wait_for_calls("ping_role", role="chat", timeout=5) and ticker.stop()
+    )
+    stopper.start()
+    report = ticker.tick()
+    stopper.join(5)
+    assert report.interrupted
+    assert report.reap_error is None
+    assert ticker.stats().reap_failures == 0
+    assert ticker.stats().reaps == 1
+
+
+def test_a_tick_abandoned_during_the_reap_says_nothing_about_live_roles(
+    make_pool: MakePool, lilbee_runtime: LoopRuntime, make_ticker: MakeTicker
+) -> None:
+    """Roles alive at the survey are not marked DOWN when the tick gave up before their pings."""
+    pool = make_pool(("chat",))
+    ticker = make_ticker(pool, call_timeout_s=0.2)
+    ticker.tick()
+    release = threading.Event()
+    original = pool.reap_idle
+
+    async def reap_that_blocks_the_loop() -> tuple[str, ...]:
+        release.wait(10)  # a misbehaving pool: blocks the whole loop
+        return await original()
+
+    pool.reap_idle = reap_that_blocks_the_loop  # type: ignore[method-assign]
+    try:
+        report = ticker.tick()
+    finally:
+        release.set()
+    assert isinstance(report.reap_error, CallTimeoutError)
+    assert report.live == ("chat",)
+    assert ticker.health()["chat"].status is H  # unchanged: no evidence either way
+
+
+def test_a_role_gone_before_its_ping_is_reported_gone_and_down(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """A role that dies between the survey and its ping is in report.gone and marked DOWN."""
+    pool = make_pool(("embed", "chat"))
+    ticker = make_ticker(pool)
+    ticker.tick()
+    original = pool.reap_idle
+
+    async def reap_and_lose_embed() -> tuple[str, ...]:
+        pool.set_alive("embed", False)  # crashes during the reap, unreported
+        return await original()
+
+    pool.reap_idle = reap_and_lose_embed  # type: ignore[method-assign]
+    report = ticker.tick()
+    assert report.gone == ("embed",)
+    assert ticker.health()["embed"].status is D
+
+
+def test_wait_for_tick_from_a_hook_is_refused(make_pool: MakePool, make_ticker: MakeTicker) -> None:
+    """A hook waiting for its own tick would wait until its timeout, so it gets TickerUsageError."""
+    errors: list[BaseException] = []
+    ticker: HealthTicker
+
+    def hook(old: RoleHealth | None, new: RoleHealth) -> None:
+        try:
+            ticker.wait_for_tick(1, timeout=5)
+        except TickerUsageError as exc:
+            errors.append(exc)
+
+    ticker = make_ticker(make_pool(("chat",)), on_change=hook)
+    ticker.tick()
+    assert len(errors) == 1
+    assert "from inside a tick" in str(errors[0])
+
+
+def test_wait_for_tick_on_an_event_loop_thread_is_refused(
+    make_pool: MakePool, make_ticker: MakeTicker, lilbee_runtime: LoopRuntime
+) -> None:
+    """wait_for_tick() on the runtime's loop would stall the tick it waits for, so it raises."""
+    ticker = make_ticker(make_pool(("chat",)), interval_s=0.05).start()
+
+    async def wait_on_loop() -> object:
+        return ticker.wait_for_tick(1, timeout=5)
+
+    with pytest.raises(TickerUsageError, match=r"asyncio.to_thread\(ticker.wait_for_tick, n\)"):
+        lilbee_runtime.run(wait_on_loop(), timeout=10)
