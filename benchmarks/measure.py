@@ -653,7 +653,8 @@ def idle_cost(bench: Bench) -> Section:
                 "switches",
                 slow,
                 "One live role. Waiting for the ping without polling needs a wake-up for the "
-                "clock and one per round trip (survey, ping), plus the GIL's hand-offs.",
+                "clock and one per round trip to the loop (one per tick for HealthTicker; two, "
+                "the survey and the ping, for the others), plus the GIL's hand-offs.",
             ),
         ],
         extra={"stat_utime_plus_stime_ms": stat_cpu},
