@@ -14,6 +14,7 @@ what happened in a :class:`TickReport`::
 from lilbee_ticker._compat import start_health_ticker, stop_health_ticker
 from lilbee_ticker._exceptions import (
     CallTimeoutError,
+    LoopUnresponsiveError,
     RuntimeUnavailableError,
     TickerError,
     TickerUsageError,
@@ -31,6 +32,7 @@ __all__ = [
     "HealthStatus",
     "HealthTicker",
     "LoopRuntime",
+    "LoopUnresponsiveError",
     "OnChange",
     "Pool",
     "RoleAccessor",

@@ -1,29 +1,59 @@
-"""The coroutine a tick submits to the runtime's loop, and what it leaves for the ticker.
+"""The coroutine a tick submits to the runtime's loop, and the calls it keeps there.
 
 One tick is one round trip to the loop: :func:`run_tick` surveys the pool,
 reaps, and pings the survivors all at once, on the loop, bounding the reap
 and the pings by ``call_timeout_s`` with the loop's own timers. It writes
 what it learns into a :class:`TickState` as it goes, so that the ticker
-thread can still report what happened if it has to give up on the whole
-coroutine (a blocked loop, or a loop whose clock does not advance).
+thread can still report what happened if it has to stop waiting for the
+whole coroutine (a stopped or blocked loop, or a stop).
 
-Everything ``async`` here runs on the runtime's event loop thread, the only
+Two rules from real pools shape it:
+
+* **A reap is the pool's, a ping is ours.** ``reap_idle()`` may be closing
+  a worker process, and a reap cancelled part-way leaves the process running
+  and unknown to the pool. So a reap is never cancelled: at its deadline the
+  tick records a timeout and stops waiting for it, and it runs on under the
+  pool's own bounds. A ping is a probe: at its deadline it is cancelled.
+* **No call overlaps itself.** A :class:`CallBook` keeps the ticker's calls
+  that are still running on the loop, at most one reap and one ping per
+  role. While one is running, later ticks report it as still running
+  instead of calling again, so a hung worker cannot collect a pile of
+  pings, nor a slow close a pile of reaps.
+
+The outcome of a call at its deadline is final: outcomes are settled once
+(:func:`settle`), and a call that returns late, swallows its cancellation or
+raises afterwards changes nothing.
+
+Everything ``async`` here, and every method of :class:`CallBook` but
+:attr:`CallBook.idle`, runs on the runtime's event loop thread, the only
 thread allowed to touch the pool.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import collections.abc
 import enum
 import threading
-from typing import Any
+from collections.abc import Callable, Generator, Iterable
+from typing import Any, Final
 
 from lilbee_ticker import _clock
 from lilbee_ticker._exceptions import CallTimeoutError
 from lilbee_ticker._protocols import Pool
 
-__all__ = ["Gate", "NotAlive", "TickState", "Waiter", "error_of", "run_tick"]
+__all__ = [
+    "CallBook",
+    "Gate",
+    "LazyCoroutine",
+    "NotAlive",
+    "PingOutcome",
+    "TickJob",
+    "TickState",
+    "abort",
+    "role_names",
+    "run_tick",
+]
 
 
 class NotAlive(enum.Enum):
@@ -35,15 +65,19 @@ class NotAlive(enum.Enum):
 PingOutcome = float | BaseException | NotAlive | None
 """A round trip in seconds, the exception the ping raised, NOT_ALIVE, or None (no outcome yet)."""
 
+# What a pool call may raise that is that call's failure, and not the end of
+# the loop: every Exception, and a CancelledError the pool raised itself (an
+# inner wait of the pool's that was cancelled). KeyboardInterrupt, SystemExit
+# and other BaseExceptions are recorded too, then re-raised, as asyncio would.
+_CALL_FAILURES: Final = (Exception, asyncio.CancelledError)
+
 
 class Gate:
     """Lets a tick's coroutine start, and start its pings, only while the tick still wants them.
 
-    Cancelling a ``run_coroutine_threadsafe`` future before the loop has
-    started its coroutine does not stop the coroutine from starting: the task
-    is created and takes its first step before the cancellation reaches it.
-    So the coroutine checks its gate first, on the loop, and does nothing
-    once the ticker has given up on it or is stopping.
+    A coroutine submitted to a busy loop may start long after the ticker has
+    given up on it. So the coroutine checks its gate first, on the loop, and
+    does nothing once the ticker has given up on it or is stopping.
     """
 
     __slots__ = ("_stop_event", "closed")
@@ -62,142 +96,443 @@ class TickState:
     """What :func:`run_tick` learned, written on the loop thread as it goes.
 
     The ticker thread reads it once the tick's future is done, or, after
-    giving up on it, reads whatever is there. Each attribute is assigned
-    whole, ``outcomes`` is created with all its keys before any ping starts
-    and only its values change after, so such a read sees, per item, either
-    nothing yet or a complete value.
+    giving up on it, reads whatever is there (see :meth:`outcomes_now`).
+    Each attribute is assigned whole, and ``outcomes`` is created with all its
+    keys before any ping starts and only its values change after, so such a
+    read sees, per item, either nothing yet or a complete value.
     """
 
     __slots__ = (
         "live",
+        "loop",
         "outcomes",
-        "reap_done",
+        "reap_ended_at",
         "reap_error",
+        "reap_started",
         "reaped",
         "registered",
-        "surveyed_at",
+        "snapshot_error",
+        "started_at",
+        "submitted_at",
+        "survey_failures",
+        "task",
     )
 
     def __init__(self) -> None:
-        self.surveyed_at: float | None = None  # monotonic time the loop started the survey
+        self.submitted_at: float | None = None  # monotonic; set by the ticker thread
+        self.started_at: float | None = None  # monotonic time the loop started the tick
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.snapshot_error: BaseException | None = None
         self.registered: tuple[str, ...] | None = None
         self.live: tuple[str, ...] | None = None
+        self.survey_failures: dict[str, BaseException] = {}
+        self.reap_started = False
         self.reaped: tuple[str, ...] = ()
         self.reap_error: BaseException | None = None
-        self.reap_done = False
+        self.reap_ended_at: float | None = None  # monotonic; the reap step is over
         self.outcomes: dict[str, PingOutcome] = {}
 
+    def outcomes_now(self) -> dict[str, PingOutcome]:
+        """Return a copy of the ping outcomes as they stand: the ticker thread's final word."""
+        return dict(self.outcomes)
 
-async def run_tick(pool: Pool, state: TickState, gate: Gate, timeout: float) -> None:
-    """Survey, reap, then ping every survivor at once; each step bounded by ``timeout``."""
-    if not gate.open:
+
+class CallBook:
+    """The ticker's calls still running on the loop: at most one reap and one ping per role.
+
+    One per ticker, shared by all its ticks. Its tasks are added by
+    :func:`run_tick` and removed by their done-callbacks, all on the loop
+    thread, so it needs no lock. The ticker thread only waits on
+    :attr:`idle`, which is set whenever no call is running.
+    """
+
+    __slots__ = ("_cancelling", "idle", "pings", "reap")
+
+    def __init__(self) -> None:
+        self.reap: asyncio.Task[Any] | None = None
+        self.pings: dict[str, asyncio.Task[None]] = {}
+        # Pings the ticker itself cancelled (deadline or stop): their
+        # CancelledError is ours, not the pool's.
+        self._cancelling: set[asyncio.Task[None]] = set()
+        self.idle = threading.Event()
+        self.idle.set()
+
+    def add_reap(self, task: asyncio.Task[Any]) -> None:
+        """Keep ``task`` as the reap in flight until it ends."""
+        self.reap = task
+        self.idle.clear()
+        task.add_done_callback(self._reap_done)
+
+    def add_ping(self, role: str, task: asyncio.Task[None]) -> None:
+        """Keep ``task`` as ``role``'s ping in flight until it ends."""
+        self.pings[role] = task
+        self.idle.clear()
+        task.add_done_callback(lambda done: self._ping_done(role, done))
+
+    def cancel_ping(self, task: asyncio.Task[None]) -> None:
+        """Cancel a ping of ours, remembering that its CancelledError is ours."""
+        if not task.done():
+            self._cancelling.add(task)
+            task.cancel()
+
+    def cancel_pings(self) -> None:
+        """Cancel every ping in flight (the reap is never cancelled)."""
+        for task in tuple(self.pings.values()):
+            self.cancel_ping(task)
+
+    def cancelled_by_us(self, task: asyncio.Task[Any] | None) -> bool:
+        """True if the ticker asked ``task`` to cancel."""
+        return task in self._cancelling
+
+    @property
+    def size(self) -> int:
+        """How many calls are in flight."""
+        return len(self.pings) + (self.reap is not None)
+
+    def _reap_done(self, task: asyncio.Task[Any]) -> None:
+        if self.reap is task:
+            self.reap = None
+        self._settle_idle()
+
+    def _ping_done(self, role: str, task: asyncio.Task[None]) -> None:
+        if self.pings.get(role) is task:
+            del self.pings[role]
+        self._cancelling.discard(task)
+        self._settle_idle()
+
+    def _settle_idle(self) -> None:
+        if self.reap is None and not self.pings:
+            self.idle.set()
+
+
+class TickJob:
+    """Everything one run of :func:`run_tick` needs; built on the ticker thread."""
+
+    __slots__ = ("book", "gate", "ping_timeout", "pool", "state", "timeout")
+
+    def __init__(
+        self,
+        pool: Pool,
+        book: CallBook,
+        gate: Gate,
+        timeout: float,
+        ping_timeout: float | None,
+    ) -> None:
+        self.pool = pool
+        self.book = book
+        self.gate = gate
+        self.timeout = timeout
+        # The bound passed to ping_role(role, timeout=...), or None for a pool
+        # whose ping_role takes no timeout keyword.
+        self.ping_timeout = ping_timeout
+        self.state = TickState()
+
+
+class LazyCoroutine(collections.abc.Coroutine[Any, Any, Any]):
+    """A coroutine that creates the real one only when the loop first runs it.
+
+    A runtime that stops its loop without running what was submitted (as
+    lilbee's does) would leave a plain coroutine unawaited, and Python warns
+    about that when the coroutine is collected. One that never started here
+    was never created, so nothing warns; once started it is the real one.
+    """
+
+    __slots__ = ("_coro", "_factory")
+
+    def __init__(self, factory: Callable[[], collections.abc.Coroutine[Any, Any, Any]]) -> None:
+        self._factory: Callable[[], collections.abc.Coroutine[Any, Any, Any]] | None = factory
+        self._coro: collections.abc.Coroutine[Any, Any, Any] | None = None
+
+    def send(self, value: Any) -> Any:
+        """Start the real coroutine on first use, then pass ``value`` on."""
+        coro = self._coro
+        if coro is None:
+            factory = self._factory
+            if factory is None:
+                raise RuntimeError("cannot reuse an already closed coroutine")
+            self._factory = None
+            coro = self._coro = factory()
+        return coro.send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        """Raise into the real coroutine; one that never started just raises."""
+        error = typ if val is None else val
+        if isinstance(error, type):
+            error = error()
+        if tb is not None:
+            error = error.with_traceback(tb)
+        coro = self._coro
+        if coro is None:
+            self._factory = None
+            raise error
+        return coro.throw(error)
+
+    def close(self) -> None:
+        """Close the real coroutine, if it ever started."""
+        self._factory = None
+        if self._coro is not None:
+            self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        coro = self._coro
+        if coro is None:
+            factory = self._factory
+            if factory is None:
+                raise RuntimeError("cannot reuse an already closed coroutine")
+            self._factory = None
+            coro = self._coro = factory()
+        return coro.__await__()
+
+
+def _quiet(task: asyncio.Task[Any] | None) -> None:
+    """Let asyncio drop ``task`` silently if its loop is closed while it is pending.
+
+    A runtime may stop its loop without cancelling what runs on it (lilbee's
+    does). The ticker has then already reported the tick as interrupted, and
+    asyncio's "Task was destroyed but it is pending!" would only be noise.
+    ``_log_destroy_pending`` is the attribute asyncio itself reads for that.
+    """
+    if task is not None:
+        task._log_destroy_pending = False  # type: ignore[attr-defined]
+
+
+def settle(outcomes: dict[str, PingOutcome], role: str, outcome: PingOutcome) -> None:
+    """Record ``role``'s outcome unless it already has one: the first outcome is final."""
+    if outcomes.get(role) is None:
+        outcomes[role] = outcome
+
+
+def role_names(value: object, what: str) -> tuple[str, ...]:
+    """Return ``value`` as a tuple of distinct role names, in order, or raise ``TypeError``.
+
+    ``what`` names the pool member the value came from, for the message.
+    """
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TypeError(
+            f"{what} must give an iterable of role names (str), got {value!r} of type "
+            f"{type(value).__name__}" + _hint(value, what)
+        )
+    names: dict[str, None] = {}
+    for item in value:
+        if not isinstance(item, str):
+            raise TypeError(
+                f"{what} must give role names (str), but one item is {item!r} of type "
+                f"{type(item).__name__}"
+            )
+        names[item] = None
+    return tuple(names)
+
+
+def _hint(value: object, what: str) -> str:
+    if callable(value) and what == "registered_roles":
+        return "; it is a method: make registered_roles a property or a sequence"
+    return ""
+
+
+async def run_tick(job: TickJob) -> None:
+    """Survey, reap, then ping every survivor at once; each step bounded by ``job.timeout``."""
+    state = job.state
+    task = asyncio.current_task()
+    _quiet(task)
+    # Recorded before the gate is read: a ticker that closes the gate and
+    # then finds no loop here knows this coroutine will stop at the gate.
+    state.loop = asyncio.get_running_loop()
+    state.task = task
+    if not job.gate.open:
         return
-    state.surveyed_at = _clock.monotonic()
-    registered = tuple(pool.registered_roles)
-    live = tuple(role for role in registered if pool.accessor(role).is_alive)
+    state.started_at = _clock.monotonic()
+    if not _survey(job):
+        return
+    live = state.live or ()
+    if live and job.gate.open:
+        await _reap(job)
+    state.reap_ended_at = _clock.monotonic()
+    if live and job.gate.open:
+        await _ping_all(job, live)
+
+
+def _survey(job: TickJob) -> bool:
+    """Read which roles are registered and alive; True if the tick may go on.
+
+    A role whose accessor or ``is_alive`` raises fails alone: it is recorded
+    in ``survey_failures`` and neither reaped for nor pinged.
+    """
+    pool, state = job.pool, job.state
+    try:
+        registered = role_names(pool.registered_roles, "registered_roles")
+    except _CALL_FAILURES as exc:
+        state.snapshot_error = exc
+        return False
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        state.snapshot_error = exc
+        raise
+    live: list[str] = []
+    for role in registered:
+        try:
+            alive = bool(pool.accessor(role).is_alive)
+        except _CALL_FAILURES as exc:
+            state.survey_failures[role] = exc
+            continue
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            state.survey_failures[role] = exc
+            raise
+        if alive:
+            live.append(role)
     state.registered = registered
-    state.live = live
-    if not live:
+    state.live = tuple(live)
+    return True
+
+
+async def _reap(job: TickJob) -> None:
+    """Start ``reap_idle()`` unless one is still running; wait for it up to the deadline.
+
+    The reap runs as a task of its own that the tick never cancels: not at
+    the deadline, and not when the tick itself is cancelled (waiting with
+    ``asyncio.wait`` leaves the awaited task alone).
+    """
+    state, book, timeout = job.state, job.book, job.timeout
+    if book.reap is not None:
+        state.reap_error = CallTimeoutError("reap_idle()", timeout, still_running=True)
         return
-    await _reap(pool, state, timeout)
-    targets = [role for role in live if role not in state.reaped]
-    if not targets or not gate.open:
+    try:
+        awaitable = job.pool.reap_idle()
+    except _CALL_FAILURES as exc:
+        state.reap_error = exc
+        return
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        state.reap_error = exc
+        raise
+    reap = asyncio.ensure_future(_reap_call(awaitable, state))
+    _quiet(reap)
+    state.reap_started = True
+    book.add_reap(reap)
+    done, _ = await asyncio.wait((reap,), timeout=timeout)
+    if not done:
+        if state.reap_error is None:
+            state.reap_error = CallTimeoutError("reap_idle()", timeout)
+        return
+    if reap.cancelled():  # cancelled by someone else: the runtime shutting down
+        if state.reap_error is None:
+            state.reap_error = asyncio.CancelledError("reap_idle() was cancelled on the loop")
+        return
+    error = reap.exception()
+    if error is not None:
+        if state.reap_error is None:
+            state.reap_error = error
+        return
+    try:
+        state.reaped = role_names(reap.result(), "reap_idle()")
+    except TypeError as exc:
+        state.reap_error = exc
+
+
+async def _reap_call(awaitable: Any, state: TickState) -> Any:
+    """Await the pool's reap; record a BaseException that will end the loop before it does."""
+    try:
+        return await awaitable
+    except _CALL_FAILURES:
+        raise
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        if state.reap_error is None:
+            state.reap_error = exc
+        raise
+
+
+async def _ping_all(job: TickJob, live: tuple[str, ...]) -> None:
+    """Ping every live role that was not reaped, all at once, and settle each outcome."""
+    state, book, timeout = job.state, job.book, job.timeout
+    reaped = set(state.reaped)
+    targets = [role for role in live if role not in reaped]
+    if not targets:
         return
     outcomes: dict[str, PingOutcome] = dict.fromkeys(targets)
     state.outcomes = outcomes
-    pings = [asyncio.ensure_future(_ping(pool, role, outcomes, gate)) for role in targets]
+    tasks: dict[str, asyncio.Task[None]] = {}
+    for role in targets:
+        if role in book.pings:
+            outcomes[role] = CallTimeoutError(f"ping_role({role!r})", timeout, still_running=True)
+            continue
+        ping = asyncio.ensure_future(_ping(job, role, outcomes))
+        _quiet(ping)
+        book.add_ping(role, ping)
+        tasks[role] = ping
+    if not tasks:
+        return
     try:
-        _, pending = await asyncio.wait(pings, timeout=timeout)
-    except BaseException:
-        for ping in pings:  # the tick was cancelled: take its pings down with it
-            ping.cancel()
+        _, pending = await asyncio.wait(tasks.values(), timeout=timeout)
+    except asyncio.CancelledError:
+        # The tick itself was cancelled (a stop, or the runtime shutting
+        # down): take its probes down with it.
+        for ping in tasks.values():
+            book.cancel_ping(ping)
         raise
-    for role, ping in zip(targets, pings, strict=True):
+    for role, ping in tasks.items():
         if ping in pending:
-            ping.cancel()
-            outcomes[role] = CallTimeoutError(f"ping_role({role!r})", timeout)
+            # The verdict first, then the cancel: whatever the ping does
+            # when cancelled cannot change it.
+            settle(outcomes, role, CallTimeoutError(f"ping_role({role!r})", timeout))
+            book.cancel_ping(ping)
         elif outcomes[role] is None:
-            outcomes[role] = _unrecorded(role, ping)
+            settle(outcomes, role, RuntimeError(f"ping_role({role!r}) left no outcome"))
 
 
-async def _reap(pool: Pool, state: TickState, timeout: float) -> None:
-    try:
-        await _reap_bounded(pool, state, timeout)
-    finally:
-        state.reap_done = True
-
-
-async def _reap_bounded(pool: Pool, state: TickState, timeout: float) -> None:
-    try:
-        reap = asyncio.ensure_future(pool.reap_idle())
-    except Exception as exc:  # reap_idle() raised before returning an awaitable
-        state.reap_error = exc
-        return
-    try:
-        done, _ = await asyncio.wait((reap,), timeout=timeout)
-    except BaseException:
-        reap.cancel()  # the tick was cancelled: take the reap down with it
-        raise
-    if not done:
-        reap.cancel()
-        state.reap_error = CallTimeoutError("reap_idle()", timeout)
-        return
-    try:
-        state.reaped = tuple(reap.result())
-    except Exception as exc:  # reported in the TickReport, never raised
-        state.reap_error = exc
-
-
-async def _ping(pool: Pool, role: str, outcomes: dict[str, PingOutcome], gate: Gate) -> None:
-    """Ping ``role`` if it is alive right now, and record the outcome.
+async def _ping(job: TickJob, role: str, outcomes: dict[str, PingOutcome]) -> None:
+    """Ping ``role`` if it is alive right now, and settle the outcome.
 
     The check and the ping's start happen in one step of the loop, so a role
     that was reaped or died since the survey is left alone: pinging it would
     spawn it again.
     """
-    if not gate.open:
+    if not job.gate.open:
         return  # the ticker gave up on this tick: no outcome
-    if not pool.accessor(role).is_alive:
-        outcomes[role] = NotAlive.NOT_ALIVE
+    pool = job.pool
+    try:
+        alive = bool(pool.accessor(role).is_alive)
+    except _CALL_FAILURES as exc:
+        settle(outcomes, role, exc)
+        return
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        settle(outcomes, role, exc)
+        raise
+    if not alive:
+        settle(outcomes, role, NotAlive.NOT_ALIVE)
         return
     start = _clock.monotonic()
     try:
-        await pool.ping_role(role)
+        if job.ping_timeout is None:
+            await pool.ping_role(role)
+        else:
+            await pool.ping_role(role, timeout=job.ping_timeout)  # type: ignore[call-arg]
+    except asyncio.CancelledError as exc:
+        if job.book.cancelled_by_us(asyncio.current_task()):
+            raise  # ours: the deadline already settled it, or the ticker stopped
+        settle(outcomes, role, exc)  # the pool's own, or the runtime's as it shuts down
     except Exception as exc:
-        outcomes[role] = exc
+        settle(outcomes, role, exc)
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        settle(outcomes, role, exc)
+        raise
     else:
-        outcomes[role] = _clock.monotonic() - start
+        settle(outcomes, role, _clock.monotonic() - start)
 
 
-def _unrecorded(role: str, ping: asyncio.Task[None]) -> BaseException:
-    """The outcome of a ping that ended without recording one: the pool cancelled or broke it."""
-    if ping.cancelled():
-        return concurrent.futures.CancelledError(f"ping_role({role!r}) was cancelled on the loop")
-    error = ping.exception()
-    return error if error is not None else RuntimeError(f"ping_role({role!r}) left no outcome")
-
-
-class Waiter:
-    """A done-callback that wakes the ticker thread when the tick's future finishes.
-
-    Futures run their callbacks on whichever thread finishes them: the loop
-    thread on a result, the cancelling thread on ``cancel()``. That is why
-    ``concurrent.futures.wait()`` is not used: it does not wake on
-    ``cancel()`` of a ``run_coroutine_threadsafe`` future.
-    """
-
-    __slots__ = ("done",)
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-
-    def __call__(self, _future: concurrent.futures.Future[Any]) -> None:
-        self.done.set()
-
-
-def error_of(future: concurrent.futures.Future[Any]) -> BaseException | None:
-    """Return the exception a finished future holds, its cancellation, or None."""
-    try:
-        return future.exception(timeout=0)
-    except concurrent.futures.CancelledError as cancelled:
-        return cancelled
+def abort(job: TickJob) -> None:
+    """On the loop: cancel the tick's pings and stop its coroutine; never the reap."""
+    job.gate.closed = True
+    job.book.cancel_pings()
+    task = job.state.task
+    if task is not None and not task.done():
+        task.cancel()

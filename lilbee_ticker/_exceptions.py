@@ -7,8 +7,11 @@ The tree::
     │                               in the ticker's current state or thread
     ├── RuntimeUnavailableError     (also RuntimeError) runtime.submit() raised,
     │                               so the runtime is gone
-    └── CallTimeoutError            (also TimeoutError) a pool call outlived
-                                    call_timeout_s and was cancelled
+    ├── CallTimeoutError            (also TimeoutError) a pool call outlived
+    │                               call_timeout_s, or an earlier call of the
+    │                               same kind is still running
+    └── LoopUnresponsiveError       (also TimeoutError) the runtime's loop did
+                                    not run the tick's callbacks in time
 
 Bad constructor arguments raise plain ``TypeError`` and ``ValueError``:
 they are programming mistakes, not conditions to handle.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 __all__ = [
     "CallTimeoutError",
+    "LoopUnresponsiveError",
     "RuntimeUnavailableError",
     "TickerError",
     "TickerUsageError",
@@ -76,18 +80,69 @@ class RuntimeUnavailableError(TickerError, RuntimeError):
 
 
 class CallTimeoutError(TickerError, TimeoutError):
-    """A pool call did not finish within ``call_timeout_s`` and was cancelled.
+    """A pool call did not finish within ``call_timeout_s``, or could not start for that reason.
 
     It stands in a :class:`TickReport` where the call's own outcome would be.
+    The outcome at the deadline is final: whatever the call does afterwards
+    (return late, swallow its cancellation, raise) does not change the report.
+
+    A ping that outlives its deadline is cancelled; a ``reap_idle()`` is
+    not (it may be closing a worker process), and the ticker only stops
+    waiting for it. While such a call is still running, the ticker does not
+    make the same call again: the next tick reports a ``CallTimeoutError``
+    with :attr:`still_running` set instead.
 
     Attributes:
         call: The pool call that timed out, e.g. ``"ping_role('chat')"``.
         timeout_s: The bound it outlived, in seconds.
+        still_running: True when this tick did not make the call at all,
+            because the same call from an earlier tick was still running.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+       Added :attr:`still_running`; a reap is no longer cancelled.
     """
 
-    def __init__(self, call: str, timeout_s: float) -> None:
+    def __init__(self, call: str, timeout_s: float, *, still_running: bool = False) -> None:
         self.call = call
         self.timeout_s = timeout_s
-        super().__init__(f"{call} did not finish within {timeout_s:g}s and was cancelled")
+        self.still_running = still_running
+        if still_running:
+            message = (
+                f"{call} from an earlier tick is still running, past its {timeout_s:g}s "
+                "deadline, so it was not called again"
+            )
+        else:
+            message = f"{call} did not finish within {timeout_s:g}s"
+        super().__init__(message)
+
+
+class LoopUnresponsiveError(TickerError, TimeoutError):
+    """The runtime's event loop did not run the tick's callbacks in time.
+
+    The loop is blocked by a synchronous call, or stopped, while
+    ``runtime.submit()`` still accepts work. It stands in
+    :attr:`TickReport.loop_error` and is charged to no role: calls that the
+    loop never got to finish are not failures of their roles.
+
+    Attributes:
+        stage: What the tick was waiting for: ``"start"`` (the loop did not
+            start the tick), ``"reap"`` or ``"pings"`` (the loop did not
+            come back from that step by its deadline).
+        waited_s: How long the ticker waited, in seconds.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(self, stage: str, waited_s: float) -> None:
+        self.stage = stage
+        self.waited_s = waited_s
+        what = {
+            "start": "did not start the tick",
+            "reap": "did not come back from reap_idle() by its deadline",
+            "pings": "did not come back from the pings by their deadline",
+        }.get(stage, f"stalled at {stage}")
+        super().__init__(
+            f"the runtime's event loop {what} ({waited_s:.3g}s waited): it is blocked by a "
+            "synchronous call or stopped"
+        )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import threading
 from collections.abc import Callable, Coroutine, Iterable
@@ -22,10 +23,12 @@ __all__ = [
     "Fail",
     "FakePool",
     "Hang",
+    "IgnoreCancel",
     "ManualClock",
     "PingBehaviour",
     "PoolCall",
     "ReapBehaviour",
+    "SlowClose",
     "Succeed",
     "WorkerCrashedError",
     "WrongThreadError",
@@ -137,12 +140,56 @@ class Crash:
     """
 
 
-PingBehaviour = Succeed | Fail | Hang | Delay | Crash
-"""What one ping does: Succeed, Fail, Hang, Delay or Crash."""
+@dataclasses.dataclass(frozen=True)
+class IgnoreCancel:
+    """A ping that hangs, and when cancelled swallows the cancellation and runs on.
 
-ReapBehaviour = Succeed | Fail | Hang | Delay
-"""What one ``reap_idle()`` does before it reaps: :class:`Succeed` (reap at once),
-:class:`Fail` (raise, reaping nothing), :class:`Hang`, or :class:`Delay` (then reap)."""
+    It models a pool that lets go slowly: asked to stop, it keeps going for
+    ``seconds`` more, then returns quietly (or raises ``error``, if given),
+    as if nothing had happened. A ticker must not take that late return for
+    a success, nor ping the role again while it runs.
+
+    Thread safety: immutable.
+
+    .. versionadded:: 0.2.0
+    """
+
+    seconds: float = 1.0
+    error: BaseException | None = None
+
+    def __post_init__(self) -> None:
+        check_seconds("seconds", self.seconds, allow_zero=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class SlowClose:
+    """A reap that takes idle workers out of the pool at once, then closes them over ``seconds``.
+
+    This is how a real pool reaps (lilbee's takes a worker's channel out,
+    then waits for its ack, joins it, terminates it): closing a worker is
+    cleanup that must not be cut short. If the reap is cancelled part-way,
+    the workers it was closing are left running, unknown to the pool, and
+    are recorded in :attr:`FakePool.leaked`, so a test that checks
+    ``pool.leaked == ()`` fails if a ticker cancels a reap.
+
+    Thread safety: immutable.
+
+    .. versionadded:: 0.2.0
+    """
+
+    seconds: float
+
+    def __post_init__(self) -> None:
+        check_seconds("seconds", self.seconds, allow_zero=True)
+
+
+PingBehaviour = Succeed | Fail | Hang | Delay | Crash | IgnoreCancel
+"""What one ping does: Succeed, Fail, Hang, Delay, Crash or IgnoreCancel."""
+
+ReapBehaviour = Succeed | Fail | Hang | Delay | SlowClose
+"""What one ``reap_idle()`` does: :class:`Succeed` (reap at once), :class:`Fail` (raise,
+reaping nothing), :class:`Hang` or :class:`Delay` (then reap), or :class:`SlowClose`
+(reap at once, then take a while to close the workers)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,8 +275,9 @@ class FakePool:
     * ``ping_role(role)`` on a role that is not alive spawns it first, as a
       real call would, then plays the role's scripted ping behaviour.
     * ``reap_idle()`` reaps every alive role that has no work in flight and
-      whose last use is more than ``max_idle_s`` ago on ``clock``. A ping is
-      not a use; :meth:`use` and :meth:`call` are.
+      whose last use is more than ``max_idle_s`` ago on ``clock``.
+      :meth:`use` and :meth:`call` are uses; a successful ping is one only
+      with ``pings_count_as_use=True``, as in lilbee's pool.
     * Every protocol call is recorded in :attr:`calls` with its thread, and a
       call from any thread but the pool's loop thread raises
       :class:`WrongThreadError` and is recorded in :attr:`violations`.
@@ -254,8 +302,19 @@ class FakePool:
             first thread running an event loop that touches the pool.
         keep_calls: How many of the most recent calls :attr:`calls` keeps;
             :meth:`count` counts them all.
+        pings_count_as_use: If True, a successful ping stamps the role's last
+            use, as lilbee's pool does: then a ticker that pings more often
+            than ``max_idle_s`` keeps every worker alive.
+        ping_timeout_s: If set, ``ping_role`` takes a ``timeout`` keyword, as
+            ``ping_role(role, *, timeout=None)``, and bounds itself as a
+            real pool does: a ping still running after ``timeout`` (or after
+            ``ping_timeout_s`` when none is passed) raises the pool's own
+            :class:`TimeoutError`. The timeouts passed are in
+            :attr:`ping_timeouts`.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+       Added ``pings_count_as_use`` and ``ping_timeout_s``.
     """
 
     def __init__(
@@ -267,6 +326,8 @@ class FakePool:
         clock: Callable[[], float] = _clock.wall_clock,
         loop_thread: threading.Thread | None = None,
         keep_calls: int = 10_000,
+        pings_count_as_use: bool = False,
+        ping_timeout_s: float | None = None,
     ) -> None:
         names = tuple(roles)
         if isinstance(alive, bool):
@@ -294,6 +355,20 @@ class FakePool:
         self._reap_script: collections.deque[ReapBehaviour] = collections.deque()
         self._pings_in_flight = 0
         self._max_pings_in_flight = 0
+        self._role_pings_in_flight: collections.Counter[str] = collections.Counter()
+        self._max_role_pings_in_flight = 0
+        self._reaps_in_flight = 0
+        self._max_reaps_in_flight = 0
+        self._leaked: list[str] = []
+        self._ping_timeouts: list[float | None] = []
+        self.pings_count_as_use = bool(pings_count_as_use)
+        self._own_ping_timeout = (
+            None if ping_timeout_s is None else check_seconds("ping_timeout_s", ping_timeout_s)
+        )
+        if self._own_ping_timeout is not None:
+            # An instance attribute, so that the signature a ticker reads
+            # (with inspect.getattr_static) takes the timeout keyword.
+            self.ping_role = self._ping_role_bounded  # type: ignore[method-assign]
 
     # -- the pool protocol (loop thread only) ------------------------------------
 
@@ -314,12 +389,74 @@ class FakePool:
         """Play the next scripted reap behaviour, then reap idle roles.
 
         A role is reaped when it is alive, has no work in flight, and was last
-        used more than :attr:`max_idle_s` ago.
+        used more than :attr:`max_idle_s` ago. With :class:`SlowClose` the
+        roles are taken out first and closed after.
         """
         call = self._enter("reap_idle", None)
         with self._lock:
             behaviour = self._reap_script.popleft() if self._reap_script else self._reap_default
-        await self._cancellable(call, self._play(None, behaviour))
+            self._reaps_in_flight += 1
+            self._max_reaps_in_flight = max(self._max_reaps_in_flight, self._reaps_in_flight)
+        try:
+            if isinstance(behaviour, SlowClose):
+                reaped = self._take_idle()
+                try:
+                    await self._cancellable(call, asyncio.sleep(behaviour.seconds))
+                except asyncio.CancelledError:
+                    with self._lock:
+                        self._leaked.extend(reaped)  # cut short: left running, unknown
+                    raise
+                return reaped
+            await self._cancellable(call, self._play(None, behaviour))
+            return self._take_idle()
+        finally:
+            with self._lock:
+                self._reaps_in_flight -= 1
+
+    async def ping_role(self, role: str) -> None:
+        """Spawn ``role`` if it is not alive, then play its next scripted behaviour."""
+        await self._ping(role, None)
+
+    async def _ping_role_bounded(self, role: str, *, timeout: float | None = None) -> None:
+        """``ping_role`` of a pool that bounds its own pings (see ``ping_timeout_s``)."""
+        bound = self._own_ping_timeout if timeout is None else timeout
+        with self._lock:
+            self._ping_timeouts.append(timeout)
+        await self._ping(role, bound)
+
+    async def _ping(self, role: str, bound: float | None) -> None:
+        call = self._enter("ping_role", role)
+        with self._lock:
+            state = self._role(role)
+            self._spawn_if_dead(state)
+            behaviour = state.script.popleft() if state.script else state.default
+            self._pings_in_flight += 1
+            self._max_pings_in_flight = max(self._max_pings_in_flight, self._pings_in_flight)
+            self._role_pings_in_flight[role] += 1
+            self._max_role_pings_in_flight = max(
+                self._max_role_pings_in_flight, self._role_pings_in_flight[role]
+            )
+        try:
+            work = self._play(role, behaviour)
+            if bound is not None:
+                try:
+                    await self._cancellable(call, asyncio.wait_for(work, bound))
+                except asyncio.TimeoutError:
+                    raise TimeoutError(
+                        f"ping of role {role!r} timed out after {bound:g}s (the pool's own bound)"
+                    ) from None
+            else:
+                await self._cancellable(call, work)
+            if self.pings_count_as_use:
+                with self._lock:
+                    state.last_used = self._clock()
+        finally:
+            with self._lock:
+                self._pings_in_flight -= 1
+                self._role_pings_in_flight[role] -= 1
+
+    def _take_idle(self) -> tuple[str, ...]:
+        """Mark every idle role not alive and return them: the pool lets go of them."""
         now = self._clock()
         with self._lock:
             reaped = tuple(
@@ -330,21 +467,6 @@ class FakePool:
             for name in reaped:
                 self._roles[name].alive = False
         return reaped
-
-    async def ping_role(self, role: str) -> None:
-        """Spawn ``role`` if it is not alive, then play its next scripted behaviour."""
-        call = self._enter("ping_role", role)
-        with self._lock:
-            state = self._role(role)
-            self._spawn_if_dead(state)
-            behaviour = state.script.popleft() if state.script else state.default
-            self._pings_in_flight += 1
-            self._max_pings_in_flight = max(self._max_pings_in_flight, self._pings_in_flight)
-        try:
-            await self._cancellable(call, self._play(role, behaviour))
-        finally:
-            with self._lock:
-                self._pings_in_flight -= 1
 
     async def call(self, role: str, seconds: float = 0.0) -> None:
         """Do a unit of work on ``role``: spawn it if needed; it counts as in use throughout."""
@@ -402,6 +524,51 @@ class FakePool:
         """The most pings that were ever running at the same time."""
         with self._lock:
             return self._max_pings_in_flight
+
+    @property
+    def max_concurrent_pings_per_role(self) -> int:
+        """The most pings of one role that were ever running at the same time.
+
+        .. versionadded:: 0.2.0
+        """
+        with self._lock:
+            return self._max_role_pings_in_flight
+
+    @property
+    def max_concurrent_reaps(self) -> int:
+        """The most ``reap_idle()`` calls that were ever running at the same time.
+
+        .. versionadded:: 0.2.0
+        """
+        with self._lock:
+            return self._max_reaps_in_flight
+
+    @property
+    def reaps_in_flight(self) -> int:
+        """How many ``reap_idle()`` calls are running now.
+
+        .. versionadded:: 0.2.0
+        """
+        with self._lock:
+            return self._reaps_in_flight
+
+    @property
+    def leaked(self) -> tuple[str, ...]:
+        """Roles whose worker a cancelled :class:`SlowClose` reap left running, unknown to the pool.
+
+        .. versionadded:: 0.2.0
+        """
+        with self._lock:
+            return tuple(self._leaked)
+
+    @property
+    def ping_timeouts(self) -> tuple[float | None, ...]:
+        """The ``timeout`` each bounded ping was passed (see ``ping_timeout_s``).
+
+        .. versionadded:: 0.2.0
+        """
+        with self._lock:
+            return tuple(self._ping_timeouts)
 
     def is_alive(self, role: str) -> bool:
         """Whether ``role`` is alive, read from the test's side under the pool's lock."""
@@ -505,7 +672,7 @@ class FakePool:
                 self._changed.notify_all()
             raise
 
-    async def _play(self, role: str | None, behaviour: PingBehaviour) -> None:
+    async def _play(self, role: str | None, behaviour: PingBehaviour | SlowClose) -> None:
         if isinstance(behaviour, Succeed):
             return
         if isinstance(behaviour, Fail):
@@ -514,12 +681,18 @@ class FakePool:
             raise behaviour.error.with_traceback(None)
         if isinstance(behaviour, Hang):
             await asyncio.Event().wait()
-        elif isinstance(behaviour, Delay):
+        elif isinstance(behaviour, (Delay, SlowClose)):
             await asyncio.sleep(behaviour.seconds)
         elif isinstance(behaviour, Crash) and role is not None:
             with self._lock:
                 self._role(role).alive = False
             raise WorkerCrashedError(role)
+        elif isinstance(behaviour, IgnoreCancel):
+            with contextlib.suppress(asyncio.CancelledError):  # on purpose: see IgnoreCancel
+                await asyncio.Event().wait()
+            await asyncio.sleep(behaviour.seconds)
+            if behaviour.error is not None:
+                raise behaviour.error.with_traceback(None)
 
 
 def _running_loop_here() -> bool:

@@ -98,27 +98,33 @@ class HealthBook:
         """Apply ``report`` and return the status transitions it caused, in role order.
 
         A tick that could not read the pool (``registered is None``) says
-        nothing about any role.
+        nothing about any role. The work is linear in the number of roles, and
+        a role the tick said nothing new about keeps its record object.
         """
         if registered is None:
             return []
         old = self.records
         alive_after_reap = set(report.live).difference(report.reaped)
+        failed = report.failed
+        pinged = set(report.pinged)
+        gone = set(report.gone)
+        latencies = report.latencies
+        ignore_cancelled = report.interrupted
         records: dict[str, RoleHealth] = {}
         transitions: list[Transition] = []
         for role in registered:
             previous = old.get(role)
             record = previous or RoleHealth(role=role, status=HealthStatus.UNKNOWN, since=now)
-            if role not in alive_after_reap:
-                record = self._down(record, now)
-            elif role in report.failed:
-                error = report.failed[role]
-                if not (report.interrupted and _cancelled(error)):
+            error = failed.get(role)
+            if error is not None:
+                if not (ignore_cancelled and _cancelled(error)):
                     record = self._failed(record, error, now)
-            elif role in report.pinged:
-                record = self._ok(record, report.latencies.get(role), now)
-            elif role in report.gone:
-                record = self._down(record, now)  # alive at the survey, not at its ping
+            elif role not in alive_after_reap or role in gone:
+                # Not alive at the survey, reaped, or alive at the survey but
+                # not at its ping (crashed in between).
+                record = self._down(record, now)
+            elif role in pinged:
+                record = self._ok(record, latencies.get(role), now)
             # Otherwise the tick gave up before this role's ping: no evidence.
             records[role] = record
             if previous is None or previous.status is not record.status:

@@ -49,13 +49,25 @@ class Pool(Protocol):
         ...
 
     async def reap_idle(self) -> Sequence[str]:
-        """Close the workers idle longer than the pool's own limit; return their roles."""
+        """Close the workers idle longer than the pool's own limit; return their roles.
+
+        The ticker never cancels a reap: closing a worker is cleanup that is
+        not safe to cut short. So it must end by the pool's own bounds. The
+        ticker stops waiting for it after ``call_timeout_s``, and starts no
+        other reap until it ends.
+        """
         ...
 
     async def ping_role(self, role: str) -> None:
         """Round-trip a ping to ``role``'s worker; raise if it crashed or timed out.
 
         On a role that is not alive this spawns the worker, like any real call.
+
+        Optionally, it may also take a ``timeout`` keyword, as
+        ``ping_role(role, *, timeout=None)`` (lilbee's does). The ticker reads
+        the signature once, at construction, and then passes its own bound,
+        ``call_timeout_s`` less a tenth (at most 1 s), so that the pool ends a
+        slow ping itself, cleanly, before the ticker would cancel it.
         """
         ...
 

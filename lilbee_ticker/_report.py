@@ -27,24 +27,40 @@ class TickReport:
         gone: The roles that were alive at the survey and not reaped, but no
             longer alive when their ping came (they crashed in between), so
             they were not pinged: pinging would have spawned them again.
-        failed: Role to exception, for every ping that failed. A ping that
-            outlived ``call_timeout_s`` maps to a :class:`CallTimeoutError`
-            (a :class:`TimeoutError`); one cancelled because the ticker was
-            stopped maps to :class:`concurrent.futures.CancelledError`.
+        failed: Role to exception, for every role whose check failed: its
+            ping raised (a ``CancelledError`` the pool raised itself
+            included), or its accessor or ``is_alive`` raised during the
+            survey. A ping that outlived ``call_timeout_s`` maps to a
+            :class:`CallTimeoutError` (a :class:`TimeoutError`), as does one
+            not made because the role's previous ping is still running; one
+            cancelled because the ticker was stopped or the runtime shut down
+            maps to :class:`concurrent.futures.CancelledError`.
         latencies: Role to round-trip time in seconds, for every ping that
             succeeded, measured on the runtime's loop.
-        reap_error: What ``reap_idle()`` raised, or ``None``.
-        snapshot_error: Why the tick could not read which roles were alive
-            (for example a :class:`CallTimeoutError` when the runtime's loop
-            is blocked), or ``None``. Nothing is reaped or pinged then.
+        reap_error: What ``reap_idle()`` raised, or a :class:`CallTimeoutError`
+            if it outlived ``call_timeout_s`` (it is not cancelled: it runs on
+            under the pool's own bounds) or an earlier reap is still running,
+            or ``None``.
+        snapshot_error: What reading the pool's roles raised (from
+            ``registered_roles``), or ``None``. Nothing is reaped or pinged then.
+        loop_error: A :class:`LoopUnresponsiveError` when the runtime's loop
+            stopped running the tick's callbacks (blocked by a synchronous
+            call, or stopped) while the runtime still accepted work, or
+            ``None``. It is charged to no role: calls the loop never
+            finished are not in :attr:`failed`.
+        loop_lag_s: Seconds from submitting the tick to its first step on the
+            loop: how long the loop kept the ticker waiting. ``None`` if the
+            loop never started the tick.
         interrupted: The ticker was stopped, or the runtime shut down, during
-            the tick, so the steps not yet started were skipped and the calls
-            in flight were cancelled. Such a tick says nothing about the
-            pool's health.
+            the tick, so the steps not yet started were skipped and the pings
+            in flight were cancelled (a reap in flight is left to finish).
+            Such a tick says nothing about the pool's health.
 
     Thread safety: immutable, so safe to share between threads.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+       Added :attr:`loop_error` and :attr:`loop_lag_s`.
     """
 
     number: int
@@ -60,12 +76,20 @@ class TickReport:
     latencies: Mapping[str, float] = dataclasses.field(default_factory=lambda: _NO_LATENCIES)
     reap_error: BaseException | None = None
     snapshot_error: BaseException | None = None
+    loop_error: BaseException | None = None
+    loop_lag_s: float | None = None
     interrupted: bool = False
 
     @property
     def skipped(self) -> bool:
         """True when the tick found no role alive, so it neither reaped nor pinged."""
-        return not self.live and self.snapshot_error is None and not self.interrupted
+        return (
+            not self.live
+            and not self.failed
+            and self.snapshot_error is None
+            and self.loop_error is None
+            and not self.interrupted
+        )
 
     @property
     def ok(self) -> bool:
@@ -74,5 +98,6 @@ class TickReport:
             not self.failed
             and self.reap_error is None
             and self.snapshot_error is None
+            and self.loop_error is None
             and not self.interrupted
         )

@@ -95,6 +95,7 @@ class LoopRuntime:
         self._ready = threading.Event()
         self._pending_at_shutdown: tuple[str, ...] = ()
         self._stuck_at_shutdown: tuple[str, ...] = ()
+        self._abandon_pending = False  # shutdown(cancel_pending=False) was called
 
     @property
     def name(self) -> str:
@@ -204,7 +205,7 @@ class LoopRuntime:
                 f"runtime {self._name!r}: coroutine did not finish within {timeout:g}s"
             ) from None
 
-    def shutdown(self, timeout: float = 5.0) -> bool:
+    def shutdown(self, timeout: float = 5.0, *, cancel_pending: bool = True) -> bool:
         """Cancel pending tasks, stop and close the loop, and join its thread.
 
         Idempotent. Calls made while a shutdown is under way wait for the same
@@ -213,6 +214,14 @@ class LoopRuntime:
         Args:
             timeout: Longest time in seconds to wait, in all, for cancelled
                 tasks to finish and for the thread to end.
+            cancel_pending: If False, stop and close the loop as it is, with
+                whatever runs on it left pending and never finished, as some
+                runtimes do (lilbee's ``PoolRuntime``); for testing how code
+                copes with such a runtime. The tasks left behind are listed in
+                :attr:`pending_at_shutdown`.
+
+        .. versionchanged:: 0.2.0
+           Added ``cancel_pending``.
 
         Returns:
             True if the loop thread has ended, False if it was still running
@@ -227,7 +236,11 @@ class LoopRuntime:
             if self._state == _RUNNING:
                 self._state = _CLOSING
                 assert loop is not None
-                loop.call_soon_threadsafe(self._drain_and_stop, loop, timeout)
+                if cancel_pending:
+                    loop.call_soon_threadsafe(self._drain_and_stop, loop, timeout)
+                else:
+                    self._abandon_pending = True
+                    loop.call_soon_threadsafe(self._stop_as_is, loop)
         assert thread is not None
         if thread is threading.current_thread():
             return False
@@ -293,9 +306,16 @@ class LoopRuntime:
                 )
         loop.stop()
 
+    def _stop_as_is(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the loop: note what is pending and stop, cancelling nothing."""
+        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        self._pending_at_shutdown = tuple(sorted(_describe(task) for task in pending))
+        loop.stop()
+
     def _close(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
-            loop.run_until_complete(loop.shutdown_asyncgens())
+            if not self._abandon_pending:  # running the loop again would let them go on
+                loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             asyncio.set_event_loop(None)
             loop.close()

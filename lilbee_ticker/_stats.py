@@ -25,18 +25,29 @@ class TickerStats:
         ticks: Ticks run.
         skipped_ticks: Ticks that found no role alive, so neither reaped nor pinged.
         interrupted_ticks: Ticks cut short by a stop.
-        reaps: ``reap_idle()`` calls made.
-        reap_failures: ``reap_idle()`` calls that raised or timed out.
+        reaps: Ticks that found a role alive and so had a reap due (a reap
+            not started because an earlier one was still running counts,
+            as a failure).
+        reap_failures: Reaps that raised, timed out, or could not start
+            because an earlier reap was still running.
         roles_reaped: Roles reaped, summed over all reaps.
         pings: Pings with a known outcome (a ping cancelled by a stop has none).
         ping_failures: Pings that raised or timed out.
-        timeouts: Calls of any kind cancelled for outliving ``call_timeout_s``.
+        timeouts: Calls reported as a :class:`CallTimeoutError`: they
+            outlived ``call_timeout_s``, or were not made because the same
+            call was still running.
         snapshot_failures: Ticks that could not read which roles were alive
             (not counting ticks a stop cut short).
+        loop_stalls: Ticks whose loop stopped running their callbacks
+            (:attr:`TickReport.loop_error`).
+        last_loop_lag_s: :attr:`TickReport.loop_lag_s` of the latest tick
+            that the loop started, or ``None``.
         last_tick_duration_s: Duration of the latest tick, or ``None``.
         max_tick_duration_s: Duration of the longest tick, or ``None``.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+       Added :attr:`loop_stalls` and :attr:`last_loop_lag_s`.
     """
 
     ticks: int = 0
@@ -49,6 +60,8 @@ class TickerStats:
     ping_failures: int = 0
     timeouts: int = 0
     snapshot_failures: int = 0
+    loop_stalls: int = 0
+    last_loop_lag_s: float | None = None
     last_tick_duration_s: float | None = None
     max_tick_duration_s: float | None = None
 
@@ -85,6 +98,10 @@ class TickerStats:
             timeouts=self.timeouts + timeouts,
             snapshot_failures=self.snapshot_failures
             + (report.snapshot_error is not None and not report.interrupted),
+            loop_stalls=self.loop_stalls + (report.loop_error is not None),
+            last_loop_lag_s=(
+                self.last_loop_lag_s if report.loop_lag_s is None else report.loop_lag_s
+            ),
             last_tick_duration_s=report.duration_s,
             max_tick_duration_s=longest,
         )

@@ -8,14 +8,18 @@ and, if any are, reaps idle ones, then pings every survivor at once, each
 checking on the loop that its role is still alive right before pinging it,
 so a reaped worker is never spawned again by its own health check. The loop
 bounds the reap and the pings by ``call_timeout_s``; the ticker's wait for
-the tick has real-time bounds of its own and wakes as soon as the tick
-finishes or the ticker is stopped.
+the tick follows the loop's progress with real-time checkpoints of its own,
+so a loop that stops running callbacks, or a runtime that goes away, is
+told apart from a slow call (see ``_verdict``), and it wakes as soon as the
+tick finishes or the ticker is stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import inspect
 import os
 import threading
 import types
@@ -26,13 +30,14 @@ from typing import Any, TypeVar
 import structlog
 
 from lilbee_ticker import _clock
-from lilbee_ticker._calls import Gate, TickState, Waiter, error_of, run_tick
-from lilbee_ticker._exceptions import CallTimeoutError, RuntimeUnavailableError, TickerUsageError
+from lilbee_ticker._calls import CallBook, Gate, LazyCoroutine, TickJob, TickState, abort, run_tick
+from lilbee_ticker._exceptions import RuntimeUnavailableError, TickerUsageError
 from lilbee_ticker._health import HealthBook, HealthStatus, RoleHealth
 from lilbee_ticker._protocols import Pool, Runtime
 from lilbee_ticker._report import TickReport
 from lilbee_ticker._stats import TickerStats
 from lilbee_ticker._validate import check_attributes, check_count, check_name, check_seconds
+from lilbee_ticker._verdict import Ending, TickRecord, decide
 
 __all__ = ["HealthTicker", "OnChange"]
 
@@ -55,19 +60,26 @@ _log = structlog.get_logger("lilbee_ticker")
 
 # While a tick waits on the loop it wakes this often to notice that a
 # stop_event the application passed in was set. stop(), and setting the
-# ticker's own default event, wake it at once by cancelling the tick's
-# future, so only an application's own event needs this, and it costs
-# nothing when ticks finish quicker (they normally take a few milliseconds).
+# ticker's own default event, wake it at once, so only an application's own
+# event needs this, and it costs nothing when ticks finish quicker (they
+# normally take a few milliseconds).
 _STOP_CHECK_S = 0.025
 
 # How much longer than its own worst case a tick() call waits for the tick
 # that another thread is running before giving up.
 _SLOT_GRACE_S = 1.0
 
-# How much longer than the loop's own bounds (call_timeout_s for the reap,
-# as long again for the pings) the ticker waits for a tick before giving up
-# on the loop, to leave room for the loop's wake-ups on a busy machine.
+# How much later than the loop's own deadline for a step (call_timeout_s
+# for the reap, as long again for the pings) the ticker waits for the loop to
+# come back from it before taking the loop to be unresponsive: room for the
+# loop's wake-ups on a busy machine.
 _BACKSTOP_GRACE_S = 1.0
+
+# A pool whose ping_role() takes a timeout keyword gets the ticker's bound
+# less this share of it (at most _POOL_MARGIN_MAX_S), so that its own timeout
+# ends the call, cleanly, just before the ticker's deadline would cancel it.
+_POOL_MARGIN = 0.1
+_POOL_MARGIN_MAX_S = 1.0
 
 # wait_for_tick() is woken at once by a completed tick, stop() and the thread
 # ending; this bounds only how late it notices a stop_event set directly on a
@@ -84,10 +96,11 @@ def _in_event_loop_thread() -> bool:
 
 
 class _StopEvent(threading.Event):
-    """A ticker's own stop event: setting it also cancels the calls in flight, as stop() does.
+    """A ticker's own stop event: setting it also wakes a tick in progress, as stop() does.
 
     So a tick waiting on the pool wakes at once however the event is set,
-    without having to poll it. It holds the ticker only weakly.
+    without having to poll it, and cancels its pings. It holds the ticker
+    only weakly.
     """
 
     def __init__(self, on_set: weakref.WeakMethod[Callable[[], None]]) -> None:
@@ -95,11 +108,41 @@ class _StopEvent(threading.Event):
         self._on_set = on_set
 
     def set(self) -> None:
-        """Set the event, then cancel the ticker's calls in flight."""
+        """Set the event, then wake the ticker's tick in progress."""
         super().set()
-        cancel = self._on_set()
-        if cancel is not None:
-            cancel()
+        wake = self._on_set()
+        if wake is not None:
+            wake()
+
+
+def _nothing() -> Coroutine[Any, Any, None]:
+    async def nothing() -> None:
+        return None
+
+    return nothing()
+
+
+def _pool_ping_timeout(pool: object, call_timeout_s: float) -> float | None:
+    """The ``timeout=`` to pass to ``pool.ping_role``, or None if it takes no such keyword.
+
+    Read from the signature without calling or running anything on the pool.
+    """
+    try:
+        member = inspect.getattr_static(pool, "ping_role")
+    except AttributeError:
+        return None
+    if isinstance(member, (staticmethod, classmethod)):
+        member = member.__func__
+    try:
+        parameter = inspect.signature(member).parameters.get("timeout")
+    except (TypeError, ValueError):
+        return None
+    if parameter is None or parameter.kind not in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    ):
+        return None
+    return call_timeout_s - min(call_timeout_s * _POOL_MARGIN, _POOL_MARGIN_MAX_S)
 
 
 class HealthTicker:
@@ -109,9 +152,12 @@ class HealthTicker:
     which roles are alive, calls the pool's ``reap_idle()``, then pings every
     role that is still alive, all pings at once. The tick is one coroutine
     submitted to ``runtime``; the reap and the pings may take at most
-    ``call_timeout_s`` each, and a call still running then is cancelled and
-    reported as a :class:`CallTimeoutError`. The outcome of each tick is a
-    :class:`TickReport`.
+    ``call_timeout_s`` each, and a call still running then is reported as a
+    :class:`CallTimeoutError`, a verdict nothing the call does later changes.
+    A ping is then cancelled: it is the ticker's own probe. A reap is not: it
+    may be closing a worker process, so it runs on under the pool's own
+    bounds, and no new reap starts until it ends. No call ever overlaps
+    itself. The outcome of each tick is a :class:`TickReport`.
 
     A ticker runs once, like :class:`threading.Thread`. Use it as a context
     manager, or call :meth:`start` and :meth:`stop`; setting its
@@ -123,7 +169,9 @@ class HealthTicker:
         runtime: Runs coroutines on the pool's loop, see :class:`Runtime`.
         interval_s: Seconds between the starts of two ticks; finite, > 0.
         call_timeout_s: Real seconds to wait for each step of a tick (the
-            survey and reap, then all pings together); finite, > 0.
+            reap, then all pings together); finite, > 0. A pool whose
+            ``ping_role`` takes a ``timeout`` keyword is passed this bound
+            less a tenth (at most 1 s), so that it ends a slow ping itself.
         stop_event: The event the thread waits on. Pass an application-wide
             shutdown event to stop the ticker with everything else; by
             default a new :class:`threading.Event`. It must not be set yet
@@ -188,7 +236,7 @@ class HealthTicker:
         self._on_change = on_change
         self._owns_stop_event = stop_event is None
         if stop_event is None:
-            stop_event = _StopEvent(weakref.WeakMethod(self._cancel_inflight))
+            stop_event = _StopEvent(weakref.WeakMethod(self._interrupt))
         else:
             check_attributes(
                 "stop_event",
@@ -201,6 +249,15 @@ class HealthTicker:
         self._runtime = runtime
         self._stop_event = stop_event
         self._pid = os.getpid()
+        self._ping_timeout = _pool_ping_timeout(pool, self._call_timeout_s)
+        # The ticker's calls still running on the loop; see CallBook for its
+        # rules (only the loop thread changes it; this thread only waits on
+        # its idle event).
+        self._book = CallBook()
+        # Set when the tick in progress may have something new to look at:
+        # its future is done, or the ticker is stopping. One event for the
+        # ticker's life (ticks take turns), cleared at the start of a tick.
+        self._wake = threading.Event()
 
         # _lock guards every attribute below that is assigned after __init__,
         # and _changed (on the same lock) is notified when the tick slot is
@@ -222,10 +279,13 @@ class HealthTicker:
         self._tick_count = 0
         self._stats = TickerStats()
         self._health = HealthBook(self._failure_threshold, self._success_threshold)
-        self._inflight: set[_Future[Any]] = set()
+        # The job of the tick in progress, for stop() to find; None between ticks.
+        self._job: TickJob | None = None
         self._last_report: TickReport | None = None
         self._exception: BaseException | None = None
         self._runtime_lost = False
+        # Ticks in a row whose loop stopped running their callbacks.
+        self._loop_stalls_in_row = 0
 
         # Which pool-wide problems (snapshot, reap) are already logged at
         # warning, so that one lasting many ticks is logged once when it
@@ -298,12 +358,15 @@ class HealthTicker:
 
     @property
     def healthy(self) -> bool:
-        """True unless some role is :attr:`HealthStatus.UNHEALTHY`: what a liveness probe serves.
+        """True unless a role is UNHEALTHY or the loop unresponsive: what a liveness probe serves.
 
+        It is False while some role is :attr:`HealthStatus.UNHEALTHY`, and
+        while the runtime's loop has missed its deadlines for
+        ``failure_threshold`` ticks in a row (:attr:`TickReport.loop_error`).
         A role that is down (reaped, crashed or never spawned) or still
         failing below ``failure_threshold`` does not make the ticker unhealthy.
         """
-        return self._health.healthy
+        return self._health.healthy and self._loop_stalls_in_row < self._failure_threshold
 
     def stats(self) -> TickerStats:
         """Return the ticker's counters, as of the latest completed tick."""
@@ -341,7 +404,14 @@ class HealthTicker:
         )
 
     def stop(self, timeout: float = 5.0) -> bool:
-        """Stop the ticker: set the stop event, cancel calls in flight, join the thread.
+        """Stop the ticker: set the stop event, cancel its pings, and wait for it to end.
+
+        It waits, up to ``timeout`` in all, for the thread to end and for
+        every call the ticker started to end on the loop: pings are
+        cancelled, but a reap in flight is left to finish under the pool's
+        own bounds (cancelling it could leave a worker process running that
+        the pool no longer knows). So give it a ``timeout`` longer than your
+        pool's slowest reap if the pool is drained right after.
 
         Safe to call before :meth:`start`, more than once, and from any thread,
         including the ticker's own thread (from a hook), where it cannot wait
@@ -359,8 +429,11 @@ class HealthTicker:
                 finite and >= 0.
 
         Returns:
-            True if the thread has ended (or never started), False if it was
-            still running when ``timeout`` passed.
+            True if the thread has ended (or never started) and no call the
+            ticker started is still running, False if something was still
+            running when ``timeout`` passed. Called from a thread running an
+            event loop, it cannot wait for the calls (they may need that very
+            loop) and returns whether the thread has ended.
 
         Raises:
             TypeError: ``timeout`` is not a real number.
@@ -374,8 +447,11 @@ class HealthTicker:
             self._stop_requested = True
             thread = self._thread
             self._changed.notify_all()
-        self._cancel_inflight()
-        ended = self._join(thread, timeout)
+        self._interrupt()
+        budget = _clock.Budget(timeout)
+        ended = self._join(thread, budget)
+        if ended:
+            ended = self._wait_for_calls(budget)
         if not ended and thread is not threading.current_thread():
             self._emit("warning", "ticker.stop_timeout", timeout_s=timeout)
         return ended
@@ -395,7 +471,7 @@ class HealthTicker:
         timeout = check_seconds("timeout", timeout, allow_zero=True)
         if self._forked():
             return True
-        return self._join(self._thread, timeout)
+        return self._join(self._thread, _clock.Budget(timeout))
 
     def tick(self) -> TickReport:
         """Run one full tick now, in the calling thread, and return its report.
@@ -551,14 +627,16 @@ class HealthTicker:
                     self._emit("error", "tick.crashed", exc_info=exc)
                 finally:
                     self._release_slot()
+                if self._runtime_lost:
+                    raise RuntimeUnavailableError(self._name, "the tick")
             now = _clock.monotonic()
             deadline = _clock.next_deadline(deadline, now, interval)
 
     # -- one tick --------------------------------------------------------------
 
     def _slot_timeout(self) -> float:
-        # The longest a tick can take (see _await), with a margin of its own.
-        return 2 * self._call_timeout_s + _BACKSTOP_GRACE_S + _SLOT_GRACE_S
+        # The longest a tick can take (see _await_tick), with a margin of its own.
+        return 3 * self._call_timeout_s + 2 * _BACKSTOP_GRACE_S + _SLOT_GRACE_S
 
     def _claim_slot(self, *, background: bool) -> bool:
         """Wait (bounded) until no other tick runs, then mark one as running.
@@ -598,72 +676,63 @@ class HealthTicker:
         started_at = _clock.wall_clock()
         start = _clock.monotonic()
 
-        state = TickState()
-        gate = Gate(self._stop_event)
+        job = TickJob(
+            self._pool, self._book, Gate(self._stop_event), self._call_timeout_s, self._ping_timeout
+        )
+        state = job.state
+        self._wake.clear()
+        state.submitted_at = _clock.monotonic()
         future = self._submit(
-            run_tick(self._pool, state, gate, self._call_timeout_s),
+            LazyCoroutine(lambda: run_tick(job)),
             "the tick (survey, reap_idle(), ping_role())",
         )
-        finished = self._await(future, state)
-        if not finished:
-            gate.closed = True  # whatever has not started yet must not start now
-            future.cancel()
-        self._forget(future)
-        escaped = error_of(future) if finished else None
-        outcomes = dict(state.outcomes)  # one consistent copy: the loop may still write
-        cut_short = (
-            state.live is None
-            or (bool(state.live) and not state.reap_done)
-            or any(result is None for result in outcomes.values())
-        )
-        # A stop that cut the tick short, or a future cancelled by someone else
-        # (the runtime shutting down under the tick), says nothing about the pool.
-        interrupted = (finished and future.cancelled()) or (
-            self._stopping() and (cut_short or not finished)
-        )
+        future.add_done_callback(self._on_tick_done)
+        with self._lock:
+            self._job = job
+        try:
+            ending, stage, waited = self._await_tick(future, state)
+        finally:
+            with self._lock:
+                self._job = None
+        if ending is not Ending.FINISHED:
+            self._abort(job)  # cancel its pings, end its coroutine; never its reap
+        if ending is Ending.RUNTIME_GONE:
+            self._runtime_unavailable("the tick", None)
 
-        snapshot_error: BaseException | None = None
-        reap_error = state.reap_error
-        if state.live is None:
-            if escaped is not None or not finished or interrupted:
-                snapshot_error = escaped or self._unfinished_error("the survey", interrupted)
-        elif not state.reap_done and (escaped is not None or not finished):
-            reap_error = escaped or self._unfinished_error("reap_idle()", interrupted)
-        elif escaped is not None and not interrupted and not outcomes:
-            reap_error = reap_error or escaped  # a bug in the pool past the reap
-
-        pinged: list[str] = []
-        gone: list[str] = []
-        failed: dict[str, BaseException] = {}
-        latencies: dict[str, float] = {}
-        for role, result in outcomes.items():
-            if result is None:
-                failed[role] = self._unfinished_error(f"ping_role({role!r})", interrupted)
-            elif isinstance(result, BaseException):
-                failed[role] = result
-            elif isinstance(result, float):
-                pinged.append(role)
-                latencies[role] = result
-            else:
-                gone.append(role)
-
-        report = TickReport(
+        cancelled = ending is Ending.FINISHED and future.cancelled()
+        escaped = None
+        if ending is Ending.FINISHED and not cancelled:
+            escaped = future.exception(timeout=0)
+        loop_lag = None
+        if state.started_at is not None and state.submitted_at is not None:
+            loop_lag = max(0.0, state.started_at - state.submitted_at)
+        record = TickRecord(
             number=number,
             started_at=started_at,
             duration_s=max(0.0, _clock.monotonic() - start),
-            live=state.live or (),
+            ending=ending,
+            stall_stage=stage,
+            waited_s=waited,
+            escaped=escaped,
+            cancelled=cancelled,
+            loop_lag_s=loop_lag,
+            snapshot_error=state.snapshot_error,
+            registered=state.registered,
+            live=state.live,
+            survey_failures=dict(state.survey_failures),
             reaped=state.reaped,
-            pinged=tuple(pinged),
-            gone=tuple(gone),
-            failed=types.MappingProxyType(failed),
-            latencies=types.MappingProxyType(latencies),
-            reap_error=reap_error,
-            snapshot_error=snapshot_error,
-            interrupted=interrupted,
+            reap_error=state.reap_error,
+            reap_done=state.reap_ended_at is not None,
+            outcomes=state.outcomes_now(),
         )
-        registered = state.registered if snapshot_error is None else None
+        report = decide(record)
+        registered = record.registered if report.snapshot_error is None else None
         transitions = self._health.observe(report, registered, _clock.wall_clock())
         with self._lock:
+            if report.loop_error is not None:
+                self._loop_stalls_in_row += 1
+            elif not report.interrupted:
+                self._loop_stalls_in_row = 0
             self._stats = self._stats.add(report)
         self._log_report(report)
         for old, new in transitions:
@@ -676,82 +745,157 @@ class HealthTicker:
         return report
 
     def _submit(self, coro: Coroutine[Any, Any, _T], call: str) -> _Future[_T]:
-        """Submit ``coro`` to the runtime and record its future as in flight."""
+        """Submit ``coro`` to the runtime.
+
+        Raises:
+            RuntimeUnavailableError: ``runtime.submit()`` raised an Exception.
+                A ``KeyboardInterrupt`` or ``SystemExit`` it raises propagates
+                as itself.
+        """
         try:
-            future = self._runtime.submit(coro)
-        except BaseException as exc:
+            return self._runtime.submit(coro)
+        except Exception as exc:
             coro.close()  # it never ran: no "coroutine was never awaited" warning
             self._runtime_unavailable(call, exc)
             raise RuntimeUnavailableError(self._name, call) from exc
-        with self._lock:
-            self._inflight.add(future)
-        # The coroutine may already be running on the loop, and stop() may
-        # have swept _inflight before the add above. stop() sets the event
-        # before it sweeps, so checking it after the add closes that gap.
-        if self._stopping():
-            future.cancel()
-        return future
+        except BaseException:
+            coro.close()
+            raise
 
-    def _cancel_inflight(self) -> None:
-        """Cancel every call in flight, which wakes a tick waiting on it."""
-        with self._lock:
-            inflight = tuple(self._inflight)
-        # Cancelling runs the futures' callbacks: do it without the lock.
-        for future in inflight:
-            future.cancel()
+    def _on_tick_done(self, _future: _Future[Any]) -> None:
+        # Runs on whichever thread finished the future; setting an event never blocks.
+        self._wake.set()
 
-    def _forget(self, future: _Future[Any]) -> None:
-        with self._lock:
-            self._inflight.discard(future)
+    def _interrupt(self) -> None:
+        """Wake the tick in progress, so it notices the stop and cancels its pings."""
+        self._wake.set()
 
-    def _await(self, future: _Future[None], state: TickState) -> bool:
-        """Block until the tick's future is done (True), or give up on it (False).
+    def _abort(self, job: TickJob) -> None:
+        """Give up on ``job``: nothing not yet started starts, and its pings are cancelled.
+
+        The cancelling is done on the loop, through ``call_soon_threadsafe``,
+        and never through the tick's future: cancelling a
+        ``run_coroutine_threadsafe`` future whose loop has been closed makes
+        ``concurrent.futures`` log an "Event loop is closed" traceback.
+        """
+        job.gate.closed = True
+        # The coroutine records its loop before it looks at the gate, so if
+        # it got past the gate, its loop is known here.
+        loop = job.state.loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # closed just now: nothing of it runs any more
+            loop.call_soon_threadsafe(abort, job)
+
+    def _await_tick(self, future: _Future[None], state: TickState) -> tuple[Ending, str, float]:
+        """Block until the tick's future is done, the ticker stops, or the loop misses a deadline.
 
         The loop bounds the reap and the pings with its own timers. This
-        thread keeps real-time bounds of its own on top: if the survey has not
-        even started after ``call_timeout_s`` the loop is taken to be blocked,
-        and the whole tick gets at most twice ``call_timeout_s`` (plus a
-        margin for the loop's wake-ups), whatever the loop's clock does. It
-        gives up at once when the ticker is stopped.
+        thread follows the tick with real-time checkpoints of its own: the
+        loop must start the tick within ``call_timeout_s`` of the submit,
+        and come back from the reap, then from the pings, within their
+        deadlines plus a grace. A loop that misses a checkpoint is not running
+        callbacks: blocked by a synchronous call, or stopped. Which of the two
+        it is, a runtime that has gone away or a stalled loop, is asked of
+        the runtime itself: a gone runtime's ``submit()`` refuses.
+
+        Returns:
+            How the wait ended, the step the loop was in, and seconds waited.
         """
-        waiter = Waiter()
-        future.add_done_callback(waiter)
-        if self._wait_for(waiter.done, _clock.Budget(self._call_timeout_s)):
-            return True
-        surveyed_at = state.surveyed_at
-        if self._stopping() or state.live is None or surveyed_at is None:
-            return False
-        # The reap and the pings get their bounds from the survey's start, so
-        # loop lag before the survey is not taken out of the pings' time.
         timeout = self._call_timeout_s
-        since_survey = _clock.monotonic() - surveyed_at
-        left = 2 * timeout + _BACKSTOP_GRACE_S - since_survey
-        left = min(max(left, timeout + _BACKSTOP_GRACE_S), 2 * timeout + _BACKSTOP_GRACE_S)
-        return self._wait_for(waiter.done, _clock.Budget(left))
-
-    def _wait_for(self, event: threading.Event, budget: _clock.Budget) -> bool:
-        """Wait for ``event`` within ``budget``; False if it ran out or the ticker stopped."""
-        # Setting the ticker's own stop event cancels the tick's future, which
-        # sets ``event``. An event the application passed in cannot do that,
-        # so for it the wait is sliced to notice the event being set.
-        slice_s = self._call_timeout_s if self._owns_stop_event else _STOP_CHECK_S
-        while not self._stopping() and not budget.spent:
-            if budget.wait(event.wait, slice_s):
-                return True
-        return event.is_set()
-
-    def _unfinished_error(self, call: str, interrupted: bool) -> BaseException:
-        if interrupted:
-            return concurrent.futures.CancelledError(f"{call} was cancelled: the ticker stopped")
-        return CallTimeoutError(call, self._call_timeout_s)
+        step = timeout + _BACKSTOP_GRACE_S
+        # Setting the ticker's own stop event wakes this wait; an event the
+        # application passed in cannot, so for it the wait is sliced.
+        slice_s = step if self._owns_stop_event else _STOP_CHECK_S
+        stage = "start"
+        budget = _clock.Budget(timeout)
+        waited = 0.0
+        while True:
+            if future.done():
+                return Ending.FINISHED, stage, waited
+            if self._stopping():
+                return Ending.STOPPED, stage, waited
+            if budget.spent:
+                moved_on = self._next_stage(stage, state, step)
+                if moved_on is not None:
+                    stage, budget = moved_on
+                    continue
+                if future.done():
+                    return Ending.FINISHED, stage, waited
+                if self._runtime_refuses():
+                    return Ending.RUNTIME_GONE, stage, waited
+                return Ending.LOOP_STALLED, stage, waited
+            left = budget.left
+            if budget.wait(self._wake.wait, slice_s):
+                self._wake.clear()  # what it stood for is checked above
+            waited += left - budget.left
 
     @staticmethod
-    def _join(thread: threading.Thread | None, timeout: float) -> bool:
+    def _next_stage(stage: str, state: TickState, step: float) -> tuple[str, _clock.Budget] | None:
+        """The next checkpoint, if the loop got past ``stage``; None if it did not.
+
+        Each step's budget runs from the loop's own record of when the step
+        began, clamped to ``[0, step]`` so a clock that jumps cannot stretch it.
+        """
+        if stage == "start":
+            began = state.started_at
+            following = "reap"
+        elif stage == "reap":
+            began = state.reap_ended_at
+            following = "pings"
+        else:
+            return None
+        if began is None:
+            return None
+        left = min(max(began + step - _clock.monotonic(), 0.0), step)
+        return following, _clock.Budget(left)
+
+    def _runtime_refuses(self) -> bool:
+        """True if ``runtime.submit()`` now refuses work: the runtime is gone.
+
+        The probe is a coroutine that does nothing, and is created only if the
+        loop ever runs it, so a probe a stopped loop never runs leaves nothing
+        behind.
+        """
+        probe = LazyCoroutine(_nothing)
+        try:
+            self._runtime.submit(probe)
+        except Exception:
+            probe.close()
+            return True
+        except BaseException:
+            probe.close()
+            raise
+        return False
+
+    def _wait_for_calls(self, budget: _clock.Budget) -> bool:
+        """Wait within ``budget`` until no call the ticker started runs on the loop.
+
+        It does not wait when the runtime is gone (nothing will run there
+        again), or on a thread running an event loop, which may be the very
+        loop the calls need.
+        """
+        idle = self._book.idle
+        if idle.is_set() or self._runtime_lost or _in_event_loop_thread():
+            return True
+        while not budget.spent:
+            if budget.wait(idle.wait, budget.left):
+                return True
+        return idle.is_set()
+
+    @staticmethod
+    def _join(thread: threading.Thread | None, budget: _clock.Budget) -> bool:
         if thread is None:
             return True
         if thread is threading.current_thread():
             return False
-        thread.join(timeout)
+
+        def join(timeout: float) -> bool:
+            thread.join(timeout)
+            return not thread.is_alive()
+
+        while thread.is_alive() and not budget.spent:
+            budget.wait(join, budget.left)
         return not thread.is_alive()
 
     def _thread_ended(self) -> bool:
@@ -762,12 +906,13 @@ class HealthTicker:
     def _stopping(self) -> bool:
         return self._stop_requested or self._stop_event.is_set()
 
-    def _runtime_unavailable(self, call: str, exc: BaseException) -> None:
+    def _runtime_unavailable(self, call: str, exc: BaseException | None) -> None:
         with self._lock:
             first = not self._runtime_lost
             self._runtime_lost = True
         if first:
-            self._emit("warning", "runtime.unavailable", call=call, error=repr(exc))
+            error = "runtime.submit() refuses work" if exc is None else repr(exc)
+            self._emit("warning", "runtime.unavailable", call=call, error=error)
 
     # -- logging -----------------------------------------------------------------
 
@@ -785,6 +930,11 @@ class HealthTicker:
         )
         if report.interrupted:
             return  # a stop is not evidence about the pool
+        if report.loop_error is None:
+            self._resolved("loop")
+        else:
+            self._problem("loop", "loop.unresponsive", error=report.loop_error)
+            return  # nothing below is evidence either: the loop never finished it
         if report.snapshot_error is None:
             self._resolved("snapshot")
         else:

@@ -16,6 +16,7 @@ from lilbee_ticker import (
     HealthStatus,
     HealthTicker,
     LoopRuntime,
+    LoopUnresponsiveError,
     RoleHealth,
     TickerStats,
     TickerUsageError,
@@ -515,7 +516,10 @@ def test_a_tick_abandoned_during_the_reap_says_nothing_about_live_roles(
         report = ticker.tick()
     finally:
         release.set()
-    assert isinstance(report.reap_error, CallTimeoutError)
+    # The loop never came back from the reap: that is the loop's fault, not the reap's.
+    assert isinstance(report.loop_error, LoopUnresponsiveError)
+    assert report.loop_error.stage == "reap"
+    assert report.reap_error is None and report.failed == {}
     assert report.live == ("chat",)
     assert ticker.health()["chat"].status is H  # unchanged: no evidence either way
 

@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 from lilbee_ticker import (
     CallTimeoutError,
     LoopRuntime,
+    LoopUnresponsiveError,
     RuntimeUnavailableError,
     TickerUsageError,
 )
@@ -25,6 +26,7 @@ from lilbee_ticker.testing import (
     FakePool,
     Hang,
     ManualClock,
+    SlowClose,
     WorkerCrashedError,
 )
 
@@ -169,24 +171,33 @@ def test_hung_ping_times_out_and_its_task_is_cancelled(
     assert [call.role for call in pool.cancelled] == ["chat"]
 
 
-def test_hung_reap_times_out_and_pings_go_ahead(
+def test_slow_reap_times_out_is_never_cancelled_and_never_overlaps(
     make_pool: MakePool, make_ticker: MakeTicker
 ) -> None:
-    """A reap that outlives call_timeout_s is cancelled and reported; live roles are pinged."""
+    """A reap past call_timeout_s is reported, left to finish, and not started again meanwhile."""
     pool = make_pool(ROLES)
-    pool.script_reap(Hang())
-    report = make_ticker(pool, call_timeout_s=0.2).tick()
-    assert isinstance(report.reap_error, CallTimeoutError)
-    assert report.snapshot_error is None
-    assert set(report.pinged) == set(ROLES)
-    assert pool.wait_for_cancelled(1, timeout=5)
-    assert pool.cancelled[0].method == "reap_idle"
+    pool.script_reap(SlowClose(0.6))
+    ticker = make_ticker(pool, call_timeout_s=0.2)
+    first = ticker.tick()
+    assert isinstance(first.reap_error, CallTimeoutError)
+    assert not first.reap_error.still_running
+    assert first.snapshot_error is None and first.loop_error is None
+    assert set(first.pinged) == set(ROLES)  # the pings still go ahead
+    second = ticker.tick()  # the first reap is still closing its workers
+    assert isinstance(second.reap_error, CallTimeoutError)
+    assert second.reap_error.still_running
+    assert "still running" in str(second.reap_error)
+    assert pool.count("reap_idle") == 1
+    assert ticker.stop(timeout=5)  # waits for the reap, which the pool's bound ends
+    assert pool.reaps_in_flight == 0 and pool.max_concurrent_reaps == 1
+    assert pool.cancelled == () and pool.leaked == ()
+    assert ticker.stats().timeouts == 2 and ticker.stats().reap_failures == 2
 
 
-def test_blocked_loop_is_reported_as_snapshot_error(
+def test_blocked_loop_is_reported_as_a_loop_error(
     make_pool: MakePool, make_ticker: MakeTicker, lilbee_runtime: LoopRuntime
 ) -> None:
-    """When the loop cannot run the survey in time, the tick reports it and calls nothing."""
+    """A loop that cannot start the tick in time is the loop's error; nothing is called."""
     pool = make_pool(ROLES)
     release = threading.Event()
     entered = threading.Event()
@@ -202,7 +213,9 @@ def test_blocked_loop_is_reported_as_snapshot_error(
     finally:
         release.set()
     blocker.result(5)
-    assert isinstance(report.snapshot_error, CallTimeoutError)
+    assert isinstance(report.loop_error, LoopUnresponsiveError)
+    assert report.loop_error.stage == "start"
+    assert report.snapshot_error is None and report.failed == {}
     assert report.live == () and not report.skipped and not report.ok
     assert pool.count("reap_idle") == 0 and pool.count("ping_role") == 0
 

@@ -61,7 +61,7 @@ class Fault(str, enum.Enum):
 
     NONE = "none"
     RAISE = "raise"
-    HANG = "hang"  # until cancelled: past any call_timeout_s
+    HANG = "hang"  # pings: until cancelled; reaps: until the pool's own bound, past call_timeout_s
     SLOW = "slow"
     CRASH = "crash"  # pings only: the worker dies and the ping raises
 
@@ -84,6 +84,9 @@ class FaultRates:
     """``registered_roles`` and ``is_alive`` raise."""
     slow_submit: float = 0.02
     slow_submit_max_s: float = 0.005
+    reap_hang_s: float = 0.4
+    """A hung reap ends by the pool's own bound after this long, as a real pool's close does
+    (a ticker never cancels a reap); it is past the soak's call_timeout_s."""
 
 
 class ChaosPool:
@@ -129,9 +132,17 @@ class ChaosPool:
         return _Accessor(self, role)
 
     async def reap_idle(self) -> tuple[str, ...]:
-        """Misbehave as drawn, then reap each live role with probability ``rates.reap``."""
+        """Misbehave as drawn, then reap each live role with probability ``rates.reap``.
+
+        A hung reap ends by the pool's own bound, reaping nothing.
+        """
         self._enter("reap_idle")
-        await self._misbehave("reap_idle", self._draw(crash=False), role=None)
+        fault = self._draw(crash=False)
+        await self._misbehave("reap_idle", fault, role=None)
+        if fault is Fault.HANG:
+            self.counts["reap_idle.late"] += 1
+            self.counts["reap_idle.ok"] += 1
+            return ()
         reaped = tuple(
             role for role, alive in self._alive.items() if alive and self._chance(self._rates.reap)
         )
@@ -152,16 +163,17 @@ class ChaosPool:
 
     # -- for the test ----------------------------------------------------------------------
 
-    async def settled(self, max_iterations: int = 1000) -> collections.Counter[str]:
-        """On the loop: let cancelled calls unwind, then return a copy of ``counts``.
+    async def settled(self, timeout: float = 5.0) -> collections.Counter[str]:
+        """On the loop: let cancelled calls unwind and late reaps end, then copy ``counts``.
 
         A call the ticker cancelled from its own thread unwinds on the loop a moment
-        later; a call nobody cancelled stays in flight, and shows in ``in_flight``.
+        later, and a hung reap ends by the pool's own bound; a call that never ends
+        stays in flight, and shows in ``in_flight``.
         """
-        for _ in range(max_iterations):
-            if not self.counts["in_flight"]:
-                break
-            await asyncio.sleep(0)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.counts["in_flight"] and loop.time() < deadline:
+            await asyncio.sleep(0.001)
         return collections.Counter(self.counts)
 
     # -- internals ---------------------------------------------------------------------------
@@ -211,7 +223,9 @@ class ChaosPool:
             self.counts[f"fault.{fault.value}"] += 1
         self.counts["in_flight"] += 1
         try:
-            if fault is Fault.HANG:
+            if fault is Fault.HANG and call == "reap_idle":
+                await asyncio.sleep(self._rates.reap_hang_s)
+            elif fault is Fault.HANG:
                 await asyncio.Event().wait()
             elif fault is Fault.SLOW:
                 await asyncio.sleep(self._rng.uniform(0.0, self._rates.slow_max_s))
@@ -279,7 +293,8 @@ class ReportTally:
     gaps: int = 0
     interrupted: int = 0
     skipped: int = 0
-    reaps: int = 0
+    reaps: int = 0  # reap steps: ticks that found a role alive
+    reaps_still_running: int = 0  # reap steps that found the last reap still running
     roles_reaped: int = 0
     pinged: int = 0
     timeouts: int = 0  # CallTimeoutError, anywhere in a report
@@ -307,6 +322,8 @@ class ReportTally:
         self.interrupted += report.interrupted
         self.skipped += report.skipped
         self.reaps += bool(report.live)
+        error = report.reap_error
+        self.reaps_still_running += isinstance(error, CallTimeoutError) and error.still_running
         self.roles_reaped += len(report.reaped)
         self.pinged += len(report.pinged)
         self._check_shape(report)
@@ -328,8 +345,12 @@ class ReportTally:
         # and the reap, and reap_idle() reports what it reaped.
         live, reaped = set(report.live), set(report.reaped)
         pinged, failed = set(report.pinged), set(report.failed)
-        if not (pinged | failed) <= live - reaped:
-            self._problem(report, "pinged or failed a role that was not live after the reap")
+        if not pinged <= live - reaped:
+            self._problem(report, "pinged a role that was not live after the reap")
+        for role in failed - (live - reaped):
+            error = report.failed[role]
+            if not (isinstance(error, InjectedFault) and error.call == "is_alive"):
+                self._problem(report, f"failed {role!r}, not live after the reap, with {error!r}")
         if pinged & failed:
             self._problem(report, f"both pinged and failed: {pinged & failed}")
         if set(report.latencies) != pinged:
@@ -345,6 +366,8 @@ class ReportTally:
             self.injected_serial_sum += error.serial
         elif isinstance(error, CallTimeoutError):
             self.timeouts += 1
+            if error.still_running:
+                return  # the same call as an earlier timeout: counted there
             if step == "snapshot":
                 self.snapshot_timeouts += 1
             elif step == "reap":

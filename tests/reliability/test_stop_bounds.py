@@ -19,7 +19,7 @@ import pytest
 
 from lilbee_ticker import HealthTicker, LoopRuntime, RoleHealth
 from lilbee_ticker.pytest_plugin import MakeTicker
-from lilbee_ticker.testing import Fail, FakePool, Hang
+from lilbee_ticker.testing import Fail, FakePool, Hang, SlowClose
 
 from .conftest import Figures
 from .support import real_now, run_script
@@ -33,6 +33,8 @@ STOP_TIMEOUT_S = 5.0
 STOP_BOUND_S = 1.0
 HUNG_CALL_TIMEOUT_S = 60.0
 WAIT_S = 10.0
+# A reap that closes its workers over this long, by the pool's own bound.
+SLOW_REAP_S = 0.5
 
 
 def _stop_timed(ticker: HealthTicker, timeout: float = STOP_TIMEOUT_S) -> tuple[bool, float]:
@@ -49,24 +51,36 @@ def _assert_gone(ticker: HealthTicker) -> None:
 # -- stopping a ticker wedged in a pool call ----------------------------------------------
 
 
-def test_stop_during_a_hung_reap(
+def test_stop_during_a_slow_reap_lets_it_finish(
     fake_pool: FakePool, make_ticker: MakeTicker, figures: Figures
 ) -> None:
-    """stop() during a reap_idle() that never returns cancels it and returns at once."""
-    fake_pool.set_reap(Hang())
-    ticker = make_ticker(interval_s=0.01, call_timeout_s=HUNG_CALL_TIMEOUT_S, name="hung-reap")
+    """stop() during a slow reap ends the thread at once, never cancels the reap, and waits for it.
+
+    The reap takes its workers out of the pool first and closes them after, as
+    a real pool's does: cancelling it part-way would leak them. stop(0) returns
+    False while it runs, with the thread already gone; a later stop() returns
+    True once the pool's own bound has ended it.
+    """
+    fake_pool.script_reap(SlowClose(SLOW_REAP_S))
+    fake_pool.use("embed")  # keep one role alive so the next ticks have something to do
+    ticker = make_ticker(interval_s=0.01, call_timeout_s=HUNG_CALL_TIMEOUT_S, name="slow-reap")
     ticker.start()
     assert fake_pool.wait_for_calls("reap_idle", timeout=WAIT_S)
 
+    ended_at_once, first_latency = _stop_timed(ticker, timeout=0.0)
+    assert not ended_at_once, "the reap is still closing its workers"
+    assert ticker.join(timeout=WAIT_S)  # the thread itself ends at once
+    _assert_gone(ticker)
+    assert fake_pool.reaps_in_flight == 1
+
     ended, latency = _stop_timed(ticker)
 
-    assert ended and latency < STOP_BOUND_S
-    _assert_gone(ticker)
-    assert fake_pool.wait_for_cancelled(1, timeout=WAIT_S)
-    assert fake_pool.cancelled[0].method == "reap_idle"
+    assert ended and latency < SLOW_REAP_S + STOP_BOUND_S
+    assert fake_pool.reaps_in_flight == 0
+    assert fake_pool.cancelled == () and fake_pool.leaked == ()
     report = ticker.last_report
     assert report is not None and report.interrupted and report.pinged == ()
-    figures.record(stop_latency_s=latency)
+    figures.record(stop_latency_s=latency, stop_0_latency_s=first_latency)
 
 
 def test_stop_during_a_hung_ping(
