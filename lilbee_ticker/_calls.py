@@ -481,8 +481,9 @@ async def _ping_all(job: TickJob, live: tuple[str, ...]) -> None:
             # when cancelled cannot change it.
             settle(outcomes, role, CallTimeoutError(f"ping_role({role!r})", timeout))
             book.cancel_ping(ping)
-        elif outcomes[role] is None:
+        elif outcomes[role] is None and not ping.cancelled():
             settle(outcomes, role, RuntimeError(f"ping_role({role!r}) left no outcome"))
+        # A ping cancelled by someone else (the runtime) leaves no outcome: no evidence.
 
 
 async def _ping(job: TickJob, role: str, outcomes: dict[str, PingOutcome]) -> None:
@@ -515,9 +516,13 @@ async def _ping(job: TickJob, role: str, outcomes: dict[str, PingOutcome]) -> No
         else:
             await pool.ping_role(role, timeout=job.ping_timeout)  # type: ignore[call-arg]
     except asyncio.CancelledError as exc:
-        if job.book.cancelled_by_us(asyncio.current_task()):
-            raise  # ours: the deadline already settled it, or the ticker stopped
-        settle(outcomes, role, exc)  # the pool's own, or the runtime's as it shuts down
+        task = asyncio.current_task()
+        if job.book.cancelled_by_us(task) or _cancel_requested(task):
+            # Ours (the deadline already settled it, or the ticker stopped), or
+            # someone else's request to cancel this task (the runtime shutting
+            # down): not the pool's failure, and not ours to swallow.
+            raise
+        settle(outcomes, role, exc)  # the pool's own: an inner wait of its was cancelled
     except Exception as exc:
         settle(outcomes, role, exc)
     except GeneratorExit:
@@ -527,6 +532,18 @@ async def _ping(job: TickJob, role: str, outcomes: dict[str, PingOutcome]) -> No
         raise
     else:
         settle(outcomes, role, _clock.monotonic() - start)
+
+
+def _cancel_requested(task: asyncio.Task[Any] | None) -> bool:
+    """True if someone asked ``task`` to cancel, rather than code in it raising CancelledError.
+
+    Python 3.11 and later count the requests (``Task.cancelling()``). On 3.10
+    the two cannot be told apart, and this returns False: the error is then
+    the pool's own, unless the whole tick was cancelled too (the runtime
+    shutting down), which makes the tick interrupted and the error moot.
+    """
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling is not None and cancelling() > 0
 
 
 def abort(job: TickJob) -> None:

@@ -119,9 +119,10 @@ def decide(record: TickRecord) -> TickReport:
                 failed[role] = concurrent.futures.CancelledError(
                     f"ping_role({role!r}) was cancelled: {_why_interrupted(ending)}"
                 )
-            elif loop_error is None:
-                failed[role] = escaped or RuntimeError(f"ping_role({role!r}) left no outcome")
-            # A stalled loop never finished the ping: no evidence about the role.
+            elif escaped is not None and loop_error is None:
+                failed[role] = escaped
+            # Otherwise the loop never finished the ping (a stalled loop), or
+            # someone else cancelled it: no evidence about the role.
         elif isinstance(outcome, BaseException):
             failed[role] = outcome
         elif isinstance(outcome, NotAlive):
