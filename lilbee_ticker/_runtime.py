@@ -9,17 +9,13 @@ import types
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-import structlog
-
-from lilbee_ticker import _clock
+from lilbee_ticker import _clock, _log
 from lilbee_ticker._exceptions import TickerError
 from lilbee_ticker._validate import check_name, check_seconds
 
 __all__ = ["LoopRuntime", "RuntimeNotRunningError"]
 
 _T = TypeVar("_T")
-
-_log = structlog.get_logger("lilbee_ticker")
 
 _NEW, _RUNNING, _CLOSING, _CLOSED = "new", "running", "closing", "closed"
 
@@ -272,7 +268,7 @@ class LoopRuntime:
         try:
             loop.run_forever()
         except BaseException as exc:  # a thread never dies silently
-            _log.critical("runtime.crashed", runtime=self._name, exc_info=exc)
+            _log.emit("critical", "runtime.crashed", runtime=self._name, exc_info=exc)
         finally:
             try:
                 self._close(loop)
@@ -294,15 +290,20 @@ class LoopRuntime:
         tasks = [task for task in asyncio.all_tasks(loop) if task is not me and not task.done()]
         self._pending_at_shutdown = tuple(sorted(_describe(task) for task in tasks))
         if tasks:
-            _log.debug("runtime.cancelling", runtime=self._name, tasks=self._pending_at_shutdown)
+            _log.emit(
+                "debug", "runtime.cancelling", runtime=self._name, tasks=self._pending_at_shutdown
+            )
             for task in tasks:
                 task.cancel()
             # Leave a little of the caller's budget for closing the loop.
             _, stuck = await asyncio.wait(tasks, timeout=timeout * 0.8)
             if stuck:
                 self._stuck_at_shutdown = tuple(sorted(_describe(task) for task in stuck))
-                _log.warning(
-                    "runtime.tasks_stuck", runtime=self._name, tasks=self._stuck_at_shutdown
+                _log.emit(
+                    "warning",
+                    "runtime.tasks_stuck",
+                    runtime=self._name,
+                    tasks=self._stuck_at_shutdown,
                 )
         loop.stop()
 

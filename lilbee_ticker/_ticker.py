@@ -27,9 +27,7 @@ import weakref
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
-import structlog
-
-from lilbee_ticker import _clock
+from lilbee_ticker import _clock, _log
 from lilbee_ticker._calls import CallBook, Gate, LazyCoroutine, TickJob, TickState, abort, run_tick
 from lilbee_ticker._exceptions import RuntimeUnavailableError, TickerUsageError
 from lilbee_ticker._health import HealthBook, HealthStatus, RoleHealth
@@ -55,8 +53,6 @@ _TRANSITION_EVENTS: dict[HealthStatus, tuple[str, str]] = {
     HealthStatus.UNHEALTHY: ("role.unhealthy", "warning"),
     HealthStatus.DOWN: ("role.down", "info"),
 }
-
-_log = structlog.get_logger("lilbee_ticker")
 
 # While a tick waits on the loop it wakes this often to notice that a
 # stop_event the application passed in was set. stop(), and setting the
@@ -918,16 +914,17 @@ class HealthTicker:
 
     def _log_report(self, report: TickReport) -> None:
         """Log the tick at debug, and each problem once when it starts and once when it ends."""
-        self._emit(
-            "debug",
-            "tick.completed",
-            number=report.number,
-            duration_ms=round(report.duration_s * 1000.0, 3),
-            live=report.live,
-            reaped=report.reaped,
-            pinged=report.pinged,
-            failed=tuple(report.failed),
-        )
+        if _log.enabled("debug"):
+            self._emit(
+                "debug",
+                "tick.completed",
+                number=report.number,
+                duration_ms=round(report.duration_s * 1000.0, 3),
+                live=report.live,
+                reaped=report.reaped,
+                pinged=report.pinged,
+                failed=tuple(report.failed),
+            )
         if report.interrupted:
             return  # a stop is not evidence about the pool
         if report.loop_error is None:
@@ -944,9 +941,10 @@ class HealthTicker:
                 self._resolved("reap")
         else:
             self._problem("reap", "reap.failed", error=report.reap_error)
-        for role, error in report.failed.items():
-            # Per-ping detail; the role.* events say when a role's health changes.
-            self._emit("debug", "ping.failed", role=role, error=repr(error))
+        if report.failed and _log.enabled("debug"):
+            for role, error in report.failed.items():
+                # Per-ping detail; the role.* events say when a role's health changes.
+                self._emit("debug", "ping.failed", role=role, error=repr(error))
 
     def _problem(self, key: str, event: str, *, error: BaseException, **fields: Any) -> None:
         first = key not in self._ongoing
@@ -996,7 +994,7 @@ class HealthTicker:
         or an operator will find it: it cannot be logged.
         """
         try:
-            getattr(_log, level)(event, ticker=self._name, **fields)
+            _log.emit(level, event, ticker=self._name, **fields)
         except Exception as exc:
             if self._exception is None:
                 self._exception = exc
