@@ -151,3 +151,23 @@ def test_run_passes_through_a_timeout_error_the_coroutine_raised() -> None:
 
     with LoopRuntime() as runtime, pytest.raises(TimeoutError, match="the worker's own timeout"):
         runtime.run(times_out_inside(), timeout=5)
+
+
+def test_shutdown_without_cancelling_leaves_work_pending_as_some_runtimes_do() -> None:
+    """shutdown(cancel_pending=False) stops the loop as is; the pending work never ends."""
+    runtime = LoopRuntime(name="stops-as-is").start()
+    started = threading.Event()
+
+    async def forever() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    future = runtime.submit(forever())
+    assert started.wait(5)
+    assert runtime.shutdown(timeout=5, cancel_pending=False)
+    assert not future.done()  # nobody cancelled it, and its loop is gone
+    assert len(runtime.pending_at_shutdown) == 1
+    with pytest.raises(RuntimeNotRunningError):
+        runtime.submit(_answer())
+    del future
+    gc.collect()

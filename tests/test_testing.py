@@ -15,7 +15,9 @@ from lilbee_ticker.testing import (
     Fail,
     FakePool,
     Hang,
+    IgnoreCancel,
     ManualClock,
+    SlowClose,
     StepEvent,
     Succeed,
     WorkerCrashedError,
@@ -200,6 +202,77 @@ def test_reap_behaviours(make_pool: MakePool, lilbee_runtime: LoopRuntime) -> No
         lilbee_runtime.run(pool.reap_idle(), timeout=0.05)
     assert pool.wait_for_cancelled(1, timeout=5)
     assert lilbee_runtime.run(pool.reap_idle()) == ()
+
+
+def test_slow_close_takes_roles_out_first_and_leaks_them_if_cancelled(
+    make_pool: MakePool, lilbee_runtime: LoopRuntime
+) -> None:
+    """SlowClose reaps like a real pool: roles leave at once; a cancel mid-close leaks them."""
+    clock = ManualClock()
+    pool = make_pool(("embed", "chat"), max_idle_s=1.0, clock=clock)
+    clock.advance(2.0)
+    pool.script_reap(SlowClose(0.05), SlowClose(60.0))
+    assert lilbee_runtime.run(pool.reap_idle()) == ("embed", "chat")
+    assert pool.leaked == () and pool.max_concurrent_reaps == 1
+    pool.set_alive("embed")
+    clock.advance(2.0)
+    with pytest.raises(TimeoutError):
+        lilbee_runtime.run(pool.reap_idle(), timeout=0.05)  # cancelled part-way
+    assert pool.wait_for_cancelled(1, timeout=5)
+    assert pool.leaked == ("embed",)
+    assert not pool.is_alive("embed")  # gone from the pool, yet still running: leaked
+
+
+def test_ignore_cancel_swallows_the_cancel_and_runs_on(
+    make_pool: MakePool, lilbee_runtime: LoopRuntime
+) -> None:
+    """IgnoreCancel keeps running after its cancel, then returns (or raises) as scripted."""
+    pool = make_pool(("chat",))
+    pool.script_ping("chat", IgnoreCancel(0.05), IgnoreCancel(0.0, error=RuntimeError("late")))
+
+    async def ping_cancelled_early() -> BaseException | None:
+        task = asyncio.ensure_future(pool.ping_role("chat"))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        try:
+            await task
+        except BaseException as exc:
+            return exc
+        return None
+
+    assert lilbee_runtime.run(ping_cancelled_early()) is None  # returned as if fine
+    assert isinstance(lilbee_runtime.run(ping_cancelled_early()), RuntimeError)
+
+
+def test_pings_count_as_use_only_when_asked(
+    make_pool: MakePool, lilbee_runtime: LoopRuntime
+) -> None:
+    """With pings_count_as_use a successful ping stamps last use, as lilbee's pool does."""
+    clock = ManualClock()
+    plain = make_pool(("chat",), max_idle_s=1.0, clock=clock)
+    counting = make_pool(("chat",), max_idle_s=1.0, clock=clock, pings_count_as_use=True)
+    clock.advance(2.0)
+    for pool in (plain, counting):
+        lilbee_runtime.run(pool.ping_role("chat"))
+    assert lilbee_runtime.run(plain.reap_idle()) == ("chat",)
+    assert lilbee_runtime.run(counting.reap_idle()) == ()
+
+
+def test_a_pool_that_bounds_its_pings_declares_and_uses_the_timeout(
+    make_pool: MakePool, lilbee_runtime: LoopRuntime
+) -> None:
+    """With ping_timeout_s, ping_role takes timeout= and ends a hung ping with its own error."""
+    import inspect
+
+    pool = make_pool(("chat",), ping_timeout_s=0.05)
+    pool.set_ping("chat", Hang())
+    assert "timeout" in inspect.signature(pool.ping_role).parameters
+    assert "timeout" not in inspect.signature(make_pool(("chat",)).ping_role).parameters
+    with pytest.raises(TimeoutError, match="the pool's own bound"):
+        lilbee_runtime.run(pool.ping_role("chat"))  # its own default
+    with pytest.raises(TimeoutError, match=r"0\.01s"):
+        lilbee_runtime.run(pool.ping_role("chat", timeout=0.01))  # type: ignore[call-arg]
+    assert pool.ping_timeouts == (None, 0.01)
 
 
 def test_call_log_records_threads(make_pool: MakePool, lilbee_runtime: LoopRuntime) -> None:
