@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime
 import functools
 import math
+import threading
 import time
 from collections.abc import Callable
 
@@ -72,14 +73,24 @@ def next_wait(deadline: float, now: float, interval: float) -> float:
     return min(max(wait, 0.0), interval)
 
 
+# A wake-up that the clock says took no time at all is charged this much: a
+# clock that stands still (libfaketime can freeze CLOCK_MONOTONIC itself)
+# must not let a stream of wake-ups keep a bounded wait going forever. On a
+# working clock a wake-up always takes some time, so this never applies.
+_MIN_WAKE_CHARGE_S = 0.001
+
+
 class Budget:
     """A bounded amount of real time to spend waiting, in slices.
 
     A slice that times out is charged in full: the wait itself measured it.
     A slice cut short by a wake-up is charged what :func:`monotonic` says it
-    took, clamped to ``[0, slice]``. So the clock can only make the budget
-    last a little longer (frozen, moving back) or end at the right time, never
-    end it early (a leap forward costs at most one slice).
+    took, clamped to ``[0, slice]``, and at least a millisecond if the clock
+    says it took no time. So a clock that leaps forward costs at most one
+    slice, and one that stands still or runs backwards still lets the budget
+    run out: each wake-up then costs a millisecond, each timeout its slice.
+    No slice is longer than :data:`threading.TIMEOUT_MAX`, so any budget a
+    caller may ask for can be waited.
     """
 
     __slots__ = ("left",)
@@ -92,7 +103,7 @@ class Budget:
 
         Returns False without calling ``waiter`` once the budget is spent.
         """
-        timeout = min(self.left, slice_max)
+        timeout = min(self.left, slice_max, threading.TIMEOUT_MAX)
         if timeout <= 0.0:
             return False
         before = monotonic()
@@ -100,8 +111,10 @@ class Budget:
         took = monotonic() - before
         if not woke or math.isnan(took):
             self.left -= timeout
+        elif took <= 0.0:
+            self.left -= min(_MIN_WAKE_CHARGE_S, timeout)
         else:
-            self.left -= min(max(took, 0.0), timeout)
+            self.left -= min(took, timeout)
         return woke
 
     @property

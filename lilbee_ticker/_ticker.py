@@ -77,10 +77,15 @@ _BACKSTOP_GRACE_S = 1.0
 _POOL_MARGIN = 0.1
 _POOL_MARGIN_MAX_S = 1.0
 
-# wait_for_tick() is woken at once by a completed tick, stop() and the thread
-# ending; this bounds only how late it notices a stop_event set directly on a
-# ticker whose thread is not running.
+# wait_for_tick() and a tick() waiting its turn are woken at once by a
+# completed tick, stop() and the thread ending; this bounds only how late they
+# notice a stop_event set directly on a ticker whose thread is not running, or
+# a wake-up the ticker's thread had to skip (see _notify).
 _WAITER_CHECK_S = 0.25
+
+# How long the ticker's own thread waits for its lock at a time, once the
+# ticker is stopping, before it goes on without it (see _notify).
+_NOTIFY_SLICE_S = 0.01
 
 
 def _in_event_loop_thread() -> bool:
@@ -116,6 +121,67 @@ def _nothing() -> Coroutine[Any, Any, None]:
         return None
 
     return nothing()
+
+
+# Every ticker in this process, for the fork handler below. Weak, so that
+# the registry keeps no ticker alive.
+_TICKERS: weakref.WeakSet[HealthTicker] = weakref.WeakSet()
+
+
+def _reinit_in_forked_child() -> None:
+    """In a child just forked: give every ticker locks and events that nobody holds.
+
+    A fork copies a lock in whatever state it was in, and the thread that
+    held it does not exist in the child: without this, a child that sets a
+    parent ticker's own stop event could wait forever on a lock the parent's
+    ticker thread held at the moment of the fork.
+    """
+    for ticker in list(_TICKERS):
+        ticker._reinit_after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=_reinit_in_forked_child)
+
+
+def _reinit_event(event: threading.Event) -> None:
+    # threading.Event's own after-fork reset (the interpreter uses it on its
+    # own events); an event without one is left as it is.
+    reinit = getattr(event, "_at_fork_reinit", None)
+    if reinit is not None:
+        reinit()
+
+
+def _check_clock_event(event: object) -> None:
+    """Refuse a stop event whose ``wait(timeout)`` cannot serve as the thread's clock.
+
+    The thread blocks in ``event.wait(timeout)`` and reads the bool it
+    returns. An ``asyncio.Event`` has the three methods, but its ``wait`` is a
+    coroutine function that takes no timeout: it would kill the thread at its
+    first wait.
+
+    Raises:
+        TypeError: ``wait`` is a coroutine function or takes no timeout.
+    """
+    wait = getattr(event, "wait", None)
+    kind = f"{type(event).__module__}.{type(event).__qualname__}"
+    if inspect.iscoroutinefunction(wait):
+        raise TypeError(
+            f"stop_event must block in wait(timeout), as threading.Event does, but {kind}'s "
+            f"wait is a coroutine function (got {event!r}): pass a threading.Event, and set it "
+            "from the event loop with loop.call_soon_threadsafe or directly"
+        )
+    try:
+        signature = inspect.signature(wait)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return  # a builtin without a signature: trusted
+    try:
+        signature.bind(1.0)
+    except TypeError:
+        raise TypeError(
+            f"stop_event.wait must take a timeout in seconds, as threading.Event.wait does, "
+            f"but {kind}.wait{signature} does not (got {event!r}): pass a threading.Event"
+        ) from None
 
 
 def _pool_ping_timeout(pool: object, call_timeout_s: float) -> float | None:
@@ -241,6 +307,7 @@ class HealthTicker:
                 ("wait", "set", "is_set"),
                 callables=("wait", "set", "is_set"),
             )
+            _check_clock_event(stop_event)
         self._pool = pool
         self._runtime = runtime
         self._stop_event = stop_event
@@ -255,23 +322,32 @@ class HealthTicker:
         # ticker's life (ticks take turns), cleared at the start of a tick.
         self._wake = threading.Event()
 
-        # _lock guards every attribute below that is assigned after __init__,
-        # and _changed (on the same lock) is notified when the tick slot is
-        # freed, a report is stored, stop() is called or the thread ends. The
-        # lock is only ever held for a few assignments: never while waiting
-        # on a future, submitting to the loop, joining a thread, logging or
-        # calling a hook.
-        # Reentrant, so that a signal handler calling stop() on the main thread
-        # while it is inside wait_for_tick(), tick() or start() with this lock
-        # held does not deadlock on it. (stop() is still not async-signal-safe
-        # in general: see its docstring.)
+        # _lock guards _thread and the claiming of the tick slot
+        # (_slot_owner, _slot_generation), and _changed (on the same lock) is
+        # notified when the slot is freed, a report is published, stop() is
+        # called or the thread ends. It is only ever held for a few
+        # assignments: never while waiting on a future, submitting to the
+        # loop, joining a thread, logging or calling a hook.
+        #
+        # A signal handler may run stop() on the main thread at any bytecode,
+        # including while that very thread holds this lock. The lock is
+        # reentrant, so the handler can take it; and the ticker's own thread
+        # never blocks on it for long (see _notify and _claim_slot), so the
+        # handler's stop() can wait for that thread to end. The other
+        # attributes are written by one thread at a time (the slot holder, or
+        # a single assignment), so they need no lock.
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
         self._stop_requested = False
         # The ident of the thread running a tick, or None: the tick slot.
-        # Ticks take turns; the holder alone may touch _health and _ongoing.
+        # Ticks take turns; the holder alone may touch _health, _ongoing,
+        # _stats, _tick_count, _loop_stalls_in_row and _job.
         self._slot_owner: int | None = None
+        # Counts claims of the slot: a waiter whose turn has not come yet
+        # starts its bound again whenever the slot changes hands, so it is
+        # bounded by the tick in progress, not by the length of the queue.
+        self._slot_generation = 0
         self._tick_count = 0
         self._stats = TickerStats()
         self._health = HealthBook(self._failure_threshold, self._success_threshold)
@@ -287,6 +363,7 @@ class HealthTicker:
         # warning, so that one lasting many ticks is logged once when it
         # starts and once when it ends.
         self._ongoing: set[str] = set()
+        _TICKERS.add(self)
 
     # -- public API ----------------------------------------------------------
 
@@ -438,12 +515,14 @@ class HealthTicker:
         timeout = check_seconds("timeout", timeout, allow_zero=True)
         if self._forked():
             return True  # the thread lives only in the parent process
+        # A flag first: it needs no lock, so the ticker's thread sees it even
+        # if this runs in a signal handler that interrupted a holder.
+        self._stop_requested = True
         self._stop_event.set()
-        with self._lock:
-            self._stop_requested = True
+        self._interrupt()
+        with self._changed:  # reentrant: fine even if this thread already holds it
             thread = self._thread
             self._changed.notify_all()
-        self._interrupt()
         budget = _clock.Budget(timeout)
         ended = self._join(thread, budget)
         if ended:
@@ -601,8 +680,7 @@ class HealthTicker:
             self._exception = exc
             self._emit("critical", "ticker.crashed", exc_info=exc)
         finally:
-            with self._changed:
-                self._changed.notify_all()  # wake wait_for_tick(): no more ticks will come
+            self._notify()  # wake wait_for_tick(): no more ticks will come
             self._emit("info", "ticker.stopped", reason=reason, ticks=self._tick_count)
 
     def _tick_on_cadence(self) -> None:
@@ -637,38 +715,70 @@ class HealthTicker:
     def _claim_slot(self, *, background: bool) -> bool:
         """Wait (bounded) until no other tick runs, then mark one as running.
 
+        The bound is the worst case of the tick in progress, and starts again
+        whenever the slot changes hands, so many threads calling :meth:`tick`
+        at once all get their turn. The lock is taken in bounded slices, and
+        a background claim gives up as soon as the ticker is stopping: a
+        signal handler's stop() may hold it, waiting for this thread to end.
+
         Raises:
             TickerUsageError: For a manual tick, the ticker is stopped.
         """
-        budget = _clock.Budget(self._slot_timeout())
-        with self._changed:
-            while True:
-                if self._stop_requested or self._stop_event.is_set():
-                    if background:
-                        return False
-                    raise TickerUsageError(
-                        self._name,
-                        "tick() was called on a stopped ticker (stop() was called or its "
-                        "stop_event is set)",
-                        "create a new HealthTicker to tick again",
-                    )
+        bound = self._slot_timeout()
+        budget = _clock.Budget(bound)
+        generation: int | None = None
+        while True:
+            if self._stopping():
+                if background:
+                    return False
+                raise TickerUsageError(
+                    self._name,
+                    "tick() was called on a stopped ticker (stop() was called or its "
+                    "stop_event is set)",
+                    "create a new HealthTicker to tick again",
+                )
+            if not self._changed.acquire(timeout=_WAITER_CHECK_S):
+                continue
+            try:
+                if self._stopping():
+                    continue
                 if self._slot_owner is None:
                     self._slot_owner = threading.get_ident()
+                    self._slot_generation += 1
                     return True
+                if generation != self._slot_generation:
+                    generation = self._slot_generation
+                    budget = _clock.Budget(bound)  # the slot moved on: a new turn
                 if budget.spent:
                     return False
-                budget.wait(self._changed.wait, self._slot_timeout())
+                budget.wait(self._changed.wait, _WAITER_CHECK_S)
+            finally:
+                self._changed.release()
 
     def _release_slot(self) -> None:
-        with self._changed:
-            self._slot_owner = None
+        self._slot_owner = None
+        self._notify()
+
+    def _notify(self) -> None:
+        """Wake the threads waiting on ``_changed``, never blocking long on its lock.
+
+        The lock may be held by the main thread, interrupted by a signal
+        handler whose stop() waits for this very thread to end. So once the
+        ticker is stopping, this gives up on the lock after a short wait:
+        the waiters then notice on their own, within ``_WAITER_CHECK_S``.
+        """
+        while not self._changed.acquire(timeout=_NOTIFY_SLICE_S):
+            if self._stopping():
+                return
+        try:
             self._changed.notify_all()
+        finally:
+            self._changed.release()
 
     def _tick(self) -> TickReport:
         """Run one tick; the caller holds the tick slot."""
-        with self._lock:
-            self._tick_count += 1
-            number = self._tick_count
+        self._tick_count += 1  # the slot holder alone writes it
+        number = self._tick_count
         started_at = _clock.wall_clock()
         start = _clock.monotonic()
 
@@ -683,13 +793,11 @@ class HealthTicker:
             "the tick (survey, reap_idle(), ping_role())",
         )
         future.add_done_callback(self._on_tick_done)
-        with self._lock:
-            self._job = job
+        self._job = job
         try:
             ending, stage, waited = self._await_tick(future, state)
         finally:
-            with self._lock:
-                self._job = None
+            self._job = None
         if ending is not Ending.FINISHED:
             self._abort(job)  # cancel its pings, end its coroutine; never its reap
         if ending is Ending.RUNTIME_GONE:
@@ -724,20 +832,21 @@ class HealthTicker:
         report = decide(record)
         registered = record.registered if report.snapshot_error is None else None
         transitions = self._health.observe(report, registered, _clock.wall_clock())
-        with self._lock:
-            if report.loop_error is not None:
-                self._loop_stalls_in_row += 1
-            elif not report.interrupted:
-                self._loop_stalls_in_row = 0
-            self._stats = self._stats.add(report)
+        if report.loop_error is not None:
+            self._loop_stalls_in_row += 1
+        elif not report.interrupted:
+            self._loop_stalls_in_row = 0
+        self._stats = self._stats.add(report)
         self._log_report(report)
-        for old, new in transitions:
-            self._announce(old, new)
+        fatal = self._announce_all(transitions)
         # Published last, so that whoever waits for this tick finds its
-        # health records updated and its hooks already run.
-        with self._changed:
-            self._last_report = report
-            self._changed.notify_all()
+        # health records updated and its hooks already run; and published
+        # even when a hook raised KeyboardInterrupt or SystemExit, which is
+        # raised only after.
+        self._last_report = report
+        self._notify()
+        if fatal is not None:
+            raise fatal
         return report
 
     def _submit(self, coro: Coroutine[Any, Any, _T], call: str) -> _Future[_T]:
@@ -763,8 +872,15 @@ class HealthTicker:
         self._wake.set()
 
     def _interrupt(self) -> None:
-        """Wake the tick in progress, so it notices the stop and cancels its pings."""
-        self._wake.set()
+        """Wake the tick in progress, so it notices the stop and cancels its pings.
+
+        Not from the thread running the tick (a hook, or a signal handler that
+        interrupted a tick() on the main thread): that tick is not waiting,
+        and will see the stop when it next looks; and that thread may be
+        inside ``_wake.wait()`` holding the event's own lock.
+        """
+        if self._slot_owner != threading.get_ident():
+            self._wake.set()
 
     def _abort(self, job: TickJob) -> None:
         """Give up on ``job``: nothing not yet started starts, and its pings are cancelled.
@@ -903,9 +1019,9 @@ class HealthTicker:
         return self._stop_requested or self._stop_event.is_set()
 
     def _runtime_unavailable(self, call: str, exc: BaseException | None) -> None:
-        with self._lock:
-            first = not self._runtime_lost
-            self._runtime_lost = True
+        # Only the slot holder submits, so one thread at a time gets here.
+        first = not self._runtime_lost
+        self._runtime_lost = True
         if first:
             error = "runtime.submit() refuses work" if exc is None else repr(exc)
             self._emit("warning", "runtime.unavailable", call=call, error=error)
@@ -956,7 +1072,23 @@ class HealthTicker:
             self._ongoing.discard(key)
             self._emit("info", f"{key}.recovered")
 
-    def _announce(self, old: RoleHealth | None, new: RoleHealth) -> None:
+    def _announce_all(
+        self, transitions: list[tuple[RoleHealth | None, RoleHealth]]
+    ) -> BaseException | None:
+        """Announce every transition; return a KeyboardInterrupt or SystemExit a hook raised.
+
+        Any other exception from a hook, ``asyncio.CancelledError`` included,
+        is logged and ignored. ``KeyboardInterrupt`` and ``SystemExit`` mean
+        "stop the program": the rest of this tick's hooks are skipped, and the
+        caller raises the exception once the tick is published.
+        """
+        for old, new in transitions:
+            fatal = self._announce(old, new)
+            if fatal is not None:
+                return fatal
+        return None
+
+    def _announce(self, old: RoleHealth | None, new: RoleHealth) -> BaseException | None:
         """Log one event for a status transition, then call the on_change hook."""
         event, level = _TRANSITION_EVENTS[new.status]
         recovering = old is not None and old.status in (
@@ -978,12 +1110,17 @@ class HealthTicker:
         self._emit(level, event, **fields)
         hook = self._on_change
         if hook is None:
-            return
+            return None
         try:
             hook(old, new)
-        except Exception as exc:
-            # A broken hook must not stop the ticker or the other hooks.
+        except (KeyboardInterrupt, SystemExit) as exc:
             self._emit("error", "hook.failed", role=new.role, hook=repr(hook), exc_info=exc)
+            return exc
+        except BaseException as exc:
+            # A broken hook must not stop the ticker or the other hooks; a
+            # CancelledError from one is no cancellation of the ticker's.
+            self._emit("error", "hook.failed", role=new.role, hook=repr(hook), exc_info=exc)
+        return None
 
     def _emit(self, level: str, event: str, **fields: Any) -> None:
         """Log ``event`` at ``level`` with the ticker's name; never let logging kill the ticker.
@@ -1000,6 +1137,15 @@ class HealthTicker:
                 self._exception = exc
 
     # -- process identity ------------------------------------------------------
+
+    def _reinit_after_fork(self) -> None:
+        """Replace or reset every lock and event of this ticker (in a forked child only)."""
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        _reinit_event(self._wake)
+        _reinit_event(self._book.idle)
+        if self._owns_stop_event:
+            _reinit_event(self._stop_event)
 
     def _forked(self) -> bool:
         return os.getpid() != self._pid
