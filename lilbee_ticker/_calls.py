@@ -32,11 +32,12 @@ thread allowed to touch the pool.
 from __future__ import annotations
 
 import asyncio
+import collections
 import collections.abc
 import enum
 import threading
 from collections.abc import Callable, Generator, Iterable
-from typing import Any, Final
+from typing import Any
 
 from lilbee_ticker import _clock
 from lilbee_ticker._exceptions import CallTimeoutError
@@ -51,6 +52,7 @@ __all__ = [
     "TickJob",
     "TickState",
     "abort",
+    "late_grace",
     "role_names",
     "run_tick",
 ]
@@ -65,11 +67,11 @@ class NotAlive(enum.Enum):
 PingOutcome = float | BaseException | NotAlive | None
 """A round trip in seconds, the exception the ping raised, NOT_ALIVE, or None (no outcome yet)."""
 
-# What a pool call may raise that is that call's failure, and not the end of
-# the loop: every Exception, and a CancelledError the pool raised itself (an
-# inner wait of the pool's that was cancelled). KeyboardInterrupt, SystemExit
-# and other BaseExceptions are recorded too, then re-raised, as asyncio would.
-_CALL_FAILURES: Final = (Exception, asyncio.CancelledError)
+# What a pool call raises is that call's failure: every Exception, a
+# CancelledError the pool raised itself (an inner wait of the pool's that was
+# cancelled), and any other BaseException. KeyboardInterrupt and SystemExit
+# are recorded as failures too, then end the loop's run, as asyncio would
+# (see _end_the_loop_if_fatal).
 
 
 class Gate:
@@ -86,9 +88,8 @@ class Gate:
         self._stop_event = stop_event
         self.closed = False  # set by the ticker thread, read on the loop thread
 
-    @property
     def open(self) -> bool:
-        """True while the tick still wants its calls made."""
+        """Return True while the tick still wants its calls made."""
         return not self.closed and not self._stop_event.is_set()
 
 
@@ -103,8 +104,10 @@ class TickState:
     """
 
     __slots__ = (
+        "gated",
         "live",
         "loop",
+        "loop_late",
         "outcomes",
         "reap_ended_at",
         "reap_error",
@@ -132,6 +135,12 @@ class TickState:
         self.reap_error: BaseException | None = None
         self.reap_ended_at: float | None = None  # monotonic; the reap step is over
         self.outcomes: dict[str, PingOutcome] = {}
+        # True once a closed gate (the ticker gave up or is stopping) made the
+        # coroutine skip a step: the tick did not do all it was to do.
+        self.gated = False
+        # (step, seconds): the loop woke that late for a step's deadline, so
+        # the calls still running then are the loop's fault, not theirs.
+        self.loop_late: tuple[str, float] | None = None
 
     def outcomes_now(self) -> dict[str, PingOutcome]:
         """Return a copy of the ping outcomes as they stand: the ticker thread's final word."""
@@ -147,10 +156,15 @@ class CallBook:
     :attr:`idle`, which is set whenever no call is running.
     """
 
-    __slots__ = ("_cancelling", "idle", "pings", "reap")
+    __slots__ = ("_cancelling", "abandoned", "idle", "late", "pings", "reap")
 
     def __init__(self) -> None:
         self.reap: asyncio.Task[Any] | None = None
+        # The reap a tick stopped waiting for; when it ends, its result or
+        # error goes to ``late``, which the ticker thread drains (a deque:
+        # appends and pops are atomic).
+        self.abandoned: asyncio.Task[Any] | None = None
+        self.late: collections.deque[object] = collections.deque()
         self.pings: dict[str, asyncio.Task[None]] = {}
         # Pings the ticker itself cancelled (deadline or stop): their
         # CancelledError is ours, not the pool's.
@@ -193,6 +207,16 @@ class CallBook:
     def _reap_done(self, task: asyncio.Task[Any]) -> None:
         if self.reap is task:
             self.reap = None
+        # Retrieved here, always, so asyncio never logs "exception was never
+        # retrieved" for a reap nobody waited for to the end.
+        outcome: object = (
+            asyncio.CancelledError("reap_idle() was cancelled on the loop")
+            if task.cancelled()
+            else task.exception() or task.result()
+        )
+        if self.abandoned is task:
+            self.abandoned = None
+            self.late.append(outcome)
         self._settle_idle()
 
     def _ping_done(self, role: str, task: asyncio.Task[None]) -> None:
@@ -339,16 +363,23 @@ async def run_tick(job: TickJob) -> None:
     # then finds no loop here knows this coroutine will stop at the gate.
     state.loop = asyncio.get_running_loop()
     state.task = task
-    if not job.gate.open:
+    if not job.gate.open():
+        state.gated = True
         return
     state.started_at = _clock.monotonic()
     if not _survey(job):
         return
     live = state.live or ()
-    if live and job.gate.open:
+    if live and not job.gate.open():
+        state.gated = True
+        return
+    if live:
         await _reap(job)
     state.reap_ended_at = _clock.monotonic()
-    if live and job.gate.open:
+    if live and not job.gate.open():
+        state.gated = True
+        return
+    if live:
         await _ping_all(job, live)
 
 
@@ -361,26 +392,23 @@ def _survey(job: TickJob) -> bool:
     pool, state = job.pool, job.state
     try:
         registered = role_names(pool.registered_roles, "registered_roles")
-    except _CALL_FAILURES as exc:
-        state.snapshot_error = exc
-        return False
     except GeneratorExit:
         raise
     except BaseException as exc:
         state.snapshot_error = exc
-        raise
+        _end_the_loop_if_fatal(exc)
+        return False
     live: list[str] = []
     for role in registered:
         try:
             alive = bool(pool.accessor(role).is_alive)
-        except _CALL_FAILURES as exc:
-            state.survey_failures[role] = exc
-            continue
         except GeneratorExit:
             raise
         except BaseException as exc:
             state.survey_failures[role] = exc
-            raise
+            if _end_the_loop_if_fatal(exc):
+                return False
+            continue
         if alive:
             live.append(role)
     state.registered = registered
@@ -401,21 +429,25 @@ async def _reap(job: TickJob) -> None:
         return
     try:
         awaitable = job.pool.reap_idle()
-    except _CALL_FAILURES as exc:
-        state.reap_error = exc
-        return
     except GeneratorExit:
         raise
     except BaseException as exc:
         state.reap_error = exc
-        raise
-    reap = asyncio.ensure_future(_reap_call(awaitable, state))
+        _end_the_loop_if_fatal(exc)
+        return
+    reap = asyncio.ensure_future(LazyCoroutine(lambda: _reap_call(awaitable, state)))
     _quiet(reap)
     state.reap_started = True
     book.add_reap(reap)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     done, _ = await asyncio.wait((reap,), timeout=timeout)
     if not done:
-        if state.reap_error is None:
+        book.abandoned = reap  # runs on; its late outcome goes to book.late
+        late = loop.time() - deadline
+        if late > late_grace(timeout):
+            state.loop_late = ("reap", late)  # the loop woke late: not the reap's fault
+        elif state.reap_error is None:
             state.reap_error = CallTimeoutError("reap_idle()", timeout)
         return
     if reap.cancelled():  # cancelled by someone else: the runtime shutting down
@@ -423,7 +455,7 @@ async def _reap(job: TickJob) -> None:
             state.reap_error = asyncio.CancelledError("reap_idle() was cancelled on the loop")
         return
     error = reap.exception()
-    if error is not None:
+    if error is not None or state.reap_error is not None:
         if state.reap_error is None:
             state.reap_error = error
         return
@@ -434,17 +466,14 @@ async def _reap(job: TickJob) -> None:
 
 
 async def _reap_call(awaitable: Any, state: TickState) -> Any:
-    """Await the pool's reap; record a BaseException that will end the loop before it does."""
+    """Await the pool's reap; a KeyboardInterrupt or SystemExit is recorded, then ends the loop."""
     try:
         return await awaitable
-    except _CALL_FAILURES:
-        raise
-    except GeneratorExit:
-        raise
-    except BaseException as exc:
+    except (KeyboardInterrupt, SystemExit) as exc:
         if state.reap_error is None:
             state.reap_error = exc
-        raise
+        _end_the_loop_if_fatal(exc)
+        return None
 
 
 async def _ping_all(job: TickJob, live: tuple[str, ...]) -> None:
@@ -461,12 +490,14 @@ async def _ping_all(job: TickJob, live: tuple[str, ...]) -> None:
         if role in book.pings:
             outcomes[role] = CallTimeoutError(f"ping_role({role!r})", timeout, still_running=True)
             continue
-        ping = asyncio.ensure_future(_ping(job, role, outcomes))
+        ping = asyncio.ensure_future(LazyCoroutine(_ping_factory(job, role, outcomes)))
         _quiet(ping)
         book.add_ping(role, ping)
         tasks[role] = ping
     if not tasks:
         return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     try:
         _, pending = await asyncio.wait(tasks.values(), timeout=timeout)
     except asyncio.CancelledError:
@@ -475,15 +506,22 @@ async def _ping_all(job: TickJob, live: tuple[str, ...]) -> None:
         for ping in tasks.values():
             book.cancel_ping(ping)
         raise
+    late = loop.time() - deadline if pending else 0.0
+    if late > late_grace(timeout):
+        # The loop woke this late for the deadline: it was blocked, and the
+        # pings still running may only have needed it to run. Not their fault.
+        state.loop_late = ("pings", late)
     for role, ping in tasks.items():
         if ping in pending:
-            # The verdict first, then the cancel: whatever the ping does
-            # when cancelled cannot change it.
-            settle(outcomes, role, CallTimeoutError(f"ping_role({role!r})", timeout))
+            if state.loop_late is None:
+                # The verdict first, then the cancel: whatever the ping does
+                # when cancelled cannot change it.
+                settle(outcomes, role, CallTimeoutError(f"ping_role({role!r})", timeout))
             book.cancel_ping(ping)
-        elif outcomes[role] is None and not ping.cancelled():
+        elif outcomes[role] is None and not ping.cancelled() and job.gate.open():
             settle(outcomes, role, RuntimeError(f"ping_role({role!r}) left no outcome"))
-        # A ping cancelled by someone else (the runtime) leaves no outcome: no evidence.
+        # A ping cancelled by someone else (the runtime), or stopped at the
+        # gate, leaves no outcome: no evidence.
 
 
 async def _ping(job: TickJob, role: str, outcomes: dict[str, PingOutcome]) -> None:
@@ -493,19 +531,18 @@ async def _ping(job: TickJob, role: str, outcomes: dict[str, PingOutcome]) -> No
     that was reaped or died since the survey is left alone: pinging it would
     spawn it again.
     """
-    if not job.gate.open:
+    if not job.gate.open():
+        job.state.gated = True
         return  # the ticker gave up on this tick: no outcome
     pool = job.pool
     try:
         alive = bool(pool.accessor(role).is_alive)
-    except _CALL_FAILURES as exc:
-        settle(outcomes, role, exc)
-        return
     except GeneratorExit:
         raise
     except BaseException as exc:
         settle(outcomes, role, exc)
-        raise
+        _end_the_loop_if_fatal(exc)
+        return
     if not alive:
         settle(outcomes, role, NotAlive.NOT_ALIVE)
         return
@@ -523,15 +560,50 @@ async def _ping(job: TickJob, role: str, outcomes: dict[str, PingOutcome]) -> No
             # down): not the pool's failure, and not ours to swallow.
             raise
         settle(outcomes, role, exc)  # the pool's own: an inner wait of its was cancelled
-    except Exception as exc:
-        settle(outcomes, role, exc)
     except GeneratorExit:
         raise
     except BaseException as exc:
         settle(outcomes, role, exc)
-        raise
+        _end_the_loop_if_fatal(exc)
     else:
         settle(outcomes, role, _clock.monotonic() - start)
+
+
+def _ping_factory(
+    job: TickJob, role: str, outcomes: dict[str, PingOutcome]
+) -> Callable[[], collections.abc.Coroutine[Any, Any, None]]:
+    return lambda: _ping(job, role, outcomes)
+
+
+def _end_the_loop_if_fatal(error: BaseException) -> bool:
+    """Let a KeyboardInterrupt or SystemExit from the pool end the loop's run, as asyncio would.
+
+    asyncio lets these two out of ``run_forever()`` when a task raises them.
+    They are raised again from a loop callback rather than from the ticker's
+    task, so that the task itself ends cleanly, after recording the error,
+    and asyncio has no "exception was never retrieved" to report about it.
+    Every other exception is the call's failure, and nothing more.
+
+    Returns:
+        True if ``error`` is one of the two.
+    """
+    if not isinstance(error, (KeyboardInterrupt, SystemExit)):
+        return False
+    asyncio.get_running_loop().call_soon(_raise, error)
+    return True
+
+
+def _raise(error: BaseException) -> None:
+    raise error
+
+
+def late_grace(timeout: float) -> float:
+    """How late the loop may wake for a deadline before the lateness is the loop's fault.
+
+    Half the bound, at least 0.1 s (timers on a busy machine wake a little
+    late) and at most a second (the ticker thread's own grace).
+    """
+    return min(1.0, max(0.1, timeout / 2))
 
 
 def _cancel_requested(task: asyncio.Task[Any] | None) -> bool:
@@ -540,7 +612,8 @@ def _cancel_requested(task: asyncio.Task[Any] | None) -> bool:
     Python 3.11 and later count the requests (``Task.cancelling()``). On 3.10
     the two cannot be told apart, and this returns False: the error is then
     the pool's own, unless the whole tick was cancelled too (the runtime
-    shutting down), which makes the tick interrupted and the error moot.
+    shutting down): the tick is then interrupted, and the verdict takes no
+    cancellation in an interrupted tick as evidence.
     """
     cancelling = getattr(task, "cancelling", None)
     return cancelling is not None and cancelling() > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import dataclasses
 import enum
@@ -11,6 +12,9 @@ from collections.abc import Mapping, Sequence
 from lilbee_ticker._report import TickReport
 
 __all__ = ["HealthStatus", "RoleHealth"]
+
+# A cancellation, of either kind: asyncio's and concurrent.futures' are different classes.
+_CANCELLATIONS = (asyncio.CancelledError, concurrent.futures.CancelledError)
 
 # last_error is for dashboards and logs, not for post-mortems: keep it short.
 _MAX_ERROR_CHARS = 200
@@ -186,7 +190,7 @@ class HealthBook:
 
 
 def _cancelled(error: BaseException) -> bool:
-    return isinstance(error, concurrent.futures.CancelledError)
+    return isinstance(error, _CANCELLATIONS)
 
 
 def _describe(error: BaseException) -> str:

@@ -268,6 +268,12 @@ class LoopRuntime:
         try:
             loop.run_forever()
         except BaseException as exc:  # a thread never dies silently
+            # Something on the loop raised KeyboardInterrupt or SystemExit.
+            # Take no more work, and do not run the loop again to close it:
+            # what is pending there is abandoned, as the exception meant.
+            with self._lock:
+                self._state = _CLOSING
+                self._abandon_pending = True
             _log.emit("critical", "runtime.crashed", runtime=self._name, exc_info=exc)
         finally:
             try:
@@ -278,7 +284,11 @@ class LoopRuntime:
 
     def _drain_and_stop(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         """On the loop: start the task that cancels the rest and then stops the loop."""
-        loop.create_task(self._cancel_all_and_stop(loop, timeout), name=f"{self._name}-shutdown")
+        task = loop.create_task(
+            self._cancel_all_and_stop(loop, timeout), name=f"{self._name}-shutdown"
+        )
+        # If the loop dies under it (see _run), it is abandoned with the rest.
+        task._log_destroy_pending = False  # type: ignore[attr-defined]
 
     async def _cancel_all_and_stop(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         # Let cancellations requested just before shutdown (a caller that

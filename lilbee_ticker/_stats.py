@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import dataclasses
 
@@ -9,6 +10,9 @@ from lilbee_ticker._exceptions import CallTimeoutError
 from lilbee_ticker._report import TickReport
 
 __all__ = ["TickerStats"]
+
+# A cancellation, of either kind: asyncio's and concurrent.futures' are different classes.
+_CANCELLATIONS = (asyncio.CancelledError, concurrent.futures.CancelledError)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -70,7 +74,7 @@ class TickerStats:
         counted_failures = [
             error
             for error in report.failed.values()
-            if not (report.interrupted and isinstance(error, concurrent.futures.CancelledError))
+            if not (report.interrupted and isinstance(error, _CANCELLATIONS))
         ]
         reap_ran = bool(report.live)  # the survey calls reap_idle() exactly when a role is live
         timeouts = sum(isinstance(e, CallTimeoutError) for e in counted_failures)
@@ -87,10 +91,7 @@ class TickerStats:
             reap_failures=self.reap_failures
             + (
                 report.reap_error is not None
-                and not (
-                    report.interrupted
-                    and isinstance(report.reap_error, concurrent.futures.CancelledError)
-                )
+                and not (report.interrupted and isinstance(report.reap_error, _CANCELLATIONS))
             ),
             roles_reaped=self.roles_reaped + len(report.reaped),
             pings=self.pings + len(report.pinged) + len(counted_failures),

@@ -828,6 +828,8 @@ class HealthTicker:
             reap_error=state.reap_error,
             reap_done=state.reap_ended_at is not None,
             outcomes=state.outcomes_now(),
+            gated=state.gated,
+            loop_late=state.loop_late,
         )
         report = decide(record)
         registered = record.registered if report.snapshot_error is None else None
@@ -838,6 +840,7 @@ class HealthTicker:
             self._loop_stalls_in_row = 0
         self._stats = self._stats.add(report)
         self._log_report(report)
+        self._log_late_reaps()
         fatal = self._announce_all(transitions)
         # Published last, so that whoever waits for this tick finds its
         # health records updated and its hooks already run; and published
@@ -1061,6 +1064,20 @@ class HealthTicker:
             for role, error in report.failed.items():
                 # Per-ping detail; the role.* events say when a role's health changes.
                 self._emit("debug", "ping.failed", role=role, error=repr(error))
+
+    def _log_late_reaps(self) -> None:
+        """Log how each reap that outlived its deadline ended, once it has.
+
+        Its deadline's report already said "timed out"; this tells the rest:
+        which roles it reaped in the end, or what it raised.
+        """
+        late = self._book.late
+        while late:
+            outcome = late.popleft()
+            if isinstance(outcome, BaseException):
+                self._problem("reap", "reap.failed", error=outcome, late=True)
+            elif _log.enabled("debug"):
+                self._emit("debug", "reap.finished_late", reaped=repr(outcome))
 
     def _problem(self, key: str, event: str, *, error: BaseException, **fields: Any) -> None:
         first = key not in self._ongoing

@@ -8,9 +8,10 @@ plain values. The rules:
   (see ``_calls.settle``), and the record holds the ticker's copy.
 * A role is blamed only when the loop was responsive and the runtime alive.
   A tick the ticker stopped, or whose runtime went away, is *interrupted*
-  and blames no one. A tick whose loop stopped running callbacks carries a
-  :class:`LoopUnresponsiveError` and blames no role for the calls the loop
-  never finished.
+  and blames no one: no cancellation in it counts against a role. A tick
+  whose loop stopped running callbacks, or woke for a deadline too late,
+  carries a :class:`LoopUnresponsiveError` and blames no role for the calls
+  the loop had not finished.
 * Otherwise each call's own outcome stands: a success, the exception it
   raised (a ``CancelledError`` the pool raised itself included), or a
   :class:`CallTimeoutError`.
@@ -18,6 +19,7 @@ plain values. The rules:
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import dataclasses
 import enum
@@ -66,6 +68,10 @@ class TickRecord:
         reap_error: What the reap raised, or its recorded timeout.
         reap_done: The reap step is over (finished, failed or timed out).
         outcomes: Each pinged role's outcome, as settled on the loop.
+        gated: The coroutine skipped a step because the ticker gave up on it
+            or was stopping: the tick is interrupted.
+        loop_late: The step whose deadline the loop woke for late, and by how
+            much: the calls still running then are the loop's fault.
     """
 
     number: int
@@ -85,17 +91,24 @@ class TickRecord:
     reap_error: BaseException | None = None
     reap_done: bool = False
     outcomes: Mapping[str, PingOutcome] = dataclasses.field(default_factory=dict)
+    gated: bool = False
+    loop_late: tuple[str, float] | None = None
 
 
 def decide(record: TickRecord) -> TickReport:
     """Turn what was recorded about a tick into its report."""
     ending = record.ending
-    interrupted = ending in (Ending.STOPPED, Ending.RUNTIME_GONE) or (
-        ending is Ending.FINISHED and record.cancelled
+    interrupted = (
+        ending in (Ending.STOPPED, Ending.RUNTIME_GONE)
+        or (ending is Ending.FINISHED and record.cancelled)
+        or record.gated
     )
     loop_error: BaseException | None = None
     if ending is Ending.LOOP_STALLED:
         loop_error = LoopUnresponsiveError(record.stall_stage, record.waited_s)
+    elif record.loop_late is not None and not interrupted:
+        stage, late = record.loop_late
+        loop_error = LoopUnresponsiveError(stage, late)
     # An exception the coroutine ended with that no step recorded: a bug in
     # the ticker, or a BaseException from the pool that ended the loop's run.
     escaped = None if record.cancelled else record.escaped
@@ -124,6 +137,12 @@ def decide(record: TickRecord) -> TickReport:
             # Otherwise the loop never finished the ping (a stalled loop), or
             # someone else cancelled it: no evidence about the role.
         elif isinstance(outcome, BaseException):
+            if interrupted and _is_cancellation(outcome):
+                # Whose cancellation it was cannot be told once the tick was
+                # interrupted (on Python 3.10 at all): no evidence, no blame.
+                outcome = concurrent.futures.CancelledError(
+                    f"ping_role({role!r}) was cancelled: {_why_interrupted(ending)}"
+                )
             failed[role] = outcome
         elif isinstance(outcome, NotAlive):
             gone.append(role)
@@ -147,6 +166,10 @@ def decide(record: TickRecord) -> TickReport:
         loop_lag_s=record.loop_lag_s,
         interrupted=interrupted,
     )
+
+
+def _is_cancellation(error: BaseException) -> bool:
+    return isinstance(error, (asyncio.CancelledError, concurrent.futures.CancelledError))
 
 
 def _why_interrupted(ending: Ending) -> str:

@@ -130,3 +130,27 @@ def test_nothing_alive_is_a_skipped_tick() -> None:
     """A survey that found nothing alive is a skipped tick, and ok."""
     report = decide(_record(live=(), outcomes={}))
     assert report.skipped and report.ok
+
+
+def test_no_cancellation_in_an_interrupted_tick_is_evidence() -> None:
+    """In an interrupted tick an asyncio.CancelledError outcome is no one's failure."""
+    report = decide(
+        _record(ending=Ending.STOPPED, outcomes={"embed": asyncio.CancelledError(), "chat": 0.1})
+    )
+    error = report.failed["embed"]
+    assert isinstance(error, concurrent.futures.CancelledError)
+    assert "was cancelled: the ticker stopped" in str(error)
+
+
+def test_a_tick_stopped_at_its_gate_is_interrupted() -> None:
+    """A tick that skipped a step because the ticker gave up is interrupted, never ok."""
+    report = decide(_record(gated=True, outcomes={}))
+    assert report.interrupted and not report.ok
+
+
+def test_a_loop_that_woke_late_for_a_deadline_is_the_loops_error() -> None:
+    """A late wake-up recorded on the loop becomes the loop's error, charged to no role."""
+    report = decide(_record(loop_late=("pings", 0.4), outcomes={"embed": 0.001, "chat": None}))
+    assert isinstance(report.loop_error, LoopUnresponsiveError)
+    assert report.loop_error.stage == "pings" and report.loop_error.waited_s == 0.4
+    assert "chat" not in report.failed

@@ -59,7 +59,13 @@ def test_interpreter_exits_promptly_and_cleanly(case: str, figures: Figures) -> 
     script = run_script(SCRIPTS[case], timeout_s=EXIT_BOUND_S)
 
     assert script.returncode == 0, script.explain()
-    assert script.stderr == "", script.explain()  # no traceback, no "Exception ignored"
+    # No traceback, no "Exception ignored". With logging left unconfigured, the
+    # standard library prints warnings on stderr: a runtime shut down under a
+    # running ticker is one, if the ticker notices before the interpreter ends.
+    allowed = {""}
+    if case == "runtime-shut-down-ticker-left":
+        allowed.add("runtime.unavailable")
+    assert script.stderr.strip() in allowed, script.explain()
     assert "Traceback" not in script.stdout, script.explain()  # nor one logged by the ticker
     assert script.elapsed_s < EXIT_BOUND_S
     if case == "stopped-in-atexit":
