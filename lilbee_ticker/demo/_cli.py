@@ -106,9 +106,10 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         type=_seconds,
         default=None,
         metavar="SECONDS",
-        help="the most the scenario may take, at least --max-idle + 8 x --interval (rounded up "
-        "to whole ticks); if what it expects has not happened by then it stops and fails "
-        "(default: 60, or --max-idle + 15 x --interval if that is longer)",
+        help="the most the scenario may take, at least the time to the first tick after "
+        "--max-idle plus 7 more ticks (--max-idle + 8 x --interval with the defaults); if what "
+        "it expects has not happened by then it stops and fails (default: 60, or --max-idle + "
+        "15 x --interval if that is longer)",
     )
     parser.add_argument(
         "--json", action="store_true", help="print JSON lines instead of colored text"
