@@ -158,8 +158,7 @@ def run(args: argparse.Namespace) -> int:
     color = not args.json and _wants_color(out)
     previous = structlog.get_config()
     try:
-        with _sigterm_raises():
-            return _play(settings, out, as_json=args.json, verbose=args.verbose, color=color)
+        return _play(settings, out, as_json=args.json, verbose=args.verbose, color=color)
     finally:
         structlog.configure(**previous)
 
@@ -169,10 +168,11 @@ def _play(
 ) -> int:
     """Configure logging, play the scenario and summarize it; return the exit status."""
     try:
-        _configure_logging(out, as_json=as_json, verbose=verbose, color=color)
-        log = structlog.get_logger("lilbee_ticker.demo")
-        outcome = play(settings, log)
-        _summarize(outcome, log, out, as_json=as_json, color=color)
+        with _sigterm_raises():
+            _configure_logging(out, as_json=as_json, verbose=verbose, color=color)
+            log = structlog.get_logger("lilbee_ticker.demo")
+            outcome = play(settings, log)
+            _summarize(outcome, log, out, as_json=as_json, color=color)
     except KeyboardInterrupt as interrupt:
         # Everything play() started is stopped by now. A second Ctrl-C while
         # this is said must not turn into a traceback.

@@ -50,8 +50,8 @@ MAX_GROWTH_PER_TICK_B = 24.0
 # "opcache", a few hundred bytes) on its 1024th run, so every function that runs
 # once per tick allocates once around tick 1024, and a window that straddles that
 # tick sees 20-45 bytes of growth per tick that stops there (the same run carried
-# on to 5000 ticks stays flat after it). 3.11 and later specialise code in place
-# and need no warm-up, but one rule for every version is simpler to trust.
+# on to 5000 ticks stays flat after it). 3.11 and later specialise code within a
+# few runs and grow less, but one rule for every version is simpler to trust.
 WARMUP_TICKS = 1100
 
 
