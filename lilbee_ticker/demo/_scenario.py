@@ -332,8 +332,12 @@ def play(settings: DemoSettings, log: Any) -> Outcome:
         failure_threshold=settings.failure_threshold,
     )
     try:
-        runtime.start()
-        ticker.start()
+        # Ctrl-C is held back while the two start, for a few milliseconds: a
+        # LoopRuntime.start() cut short after it made its loop but before its
+        # thread runs it leaves a loop that no shutdown() closes.
+        with interrupts_deferred():
+            runtime.start(timeout=_SHUTDOWN_S)
+            ticker.start()
         try:
             script.run()
         except _Abort as abort:
