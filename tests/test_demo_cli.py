@@ -11,6 +11,7 @@ import json
 import os
 import pathlib
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -33,6 +34,8 @@ Event = dict[str, Any]
 _DEMO = [sys.executable, "-W", "error", "-m", "lilbee_ticker", "demo"]
 _FAST = ["--interval", "0.2", "--duration", "30"]
 _BOUND_S = 30.0  # generous: only a failing test waits this long
+# An event name as the library's own: lowercase words joined by dots (expect.passed).
+_DOTTED = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 
 
 class _Demo:
@@ -148,6 +151,25 @@ def test_demo_plays_its_scenario_and_exits_0(demo: Any) -> None:
     assert proctable.wait_until_exited(run.worker_procs, timeout=5.0) == []
 
 
+def test_json_event_names_are_dotted_and_sentences_have_a_field_of_their_own(demo: Any) -> None:
+    """With --json every event name is a dotted identifier; the narration is in ``message``."""
+    run = demo(*_FAST)
+    run.wait_for(lambda event: event["event"] == "demo.summary")
+    returncode, stderr = run.finish()
+
+    assert returncode == 0, stderr
+    names = [event["event"] for event in run.events]
+    assert [name for name in names if not _DOTTED.fullmatch(name)] == []
+    steps = [e for e in run.events if e["event"] == "step.started"]
+    assert [e["step"] for e in steps] == [1, 2, 3, 4, 5]
+    assert all(e["message"].startswith(f"Step {e['step']}: ") for e in steps)
+    passed = [e for e in run.events if e["event"] == "expect.passed"]
+    assert len(passed) == 10
+    assert all(e["message"] == f"expected: {e['expectation']}" for e in passed)
+    assert run.events[0]["event"] == "demo.started"
+    assert run.events[0]["message"].startswith("The demo starts")
+
+
 def test_demo_prints_colored_text_in_a_terminal(tmp_path: pathlib.Path) -> None:
     """In a terminal the demo narrates in colored text and ends with its health table."""
     controller, terminal = pty.openpty()
@@ -194,9 +216,42 @@ def test_ctrl_c_stops_the_demo_within_a_second_without_orphans(demo: Any) -> Non
 
     assert returncode == 130, stderr
     assert stopped_in < 1.0
-    assert run.events[-1]["event"].startswith("Interrupted")
+    assert run.events[-1]["event"] == "demo.interrupted"
+    assert run.events[-1]["signal"] == "SIGINT"
     assert "Traceback" not in stderr
     assert proctable.wait_until_exited(procs, timeout=5.0) == []
+
+
+def test_sigterm_stops_the_demo_like_ctrl_c_and_exits_143(demo: Any) -> None:
+    """SIGTERM while a worker is frozen stops everything, says so, and exits with status 143."""
+    run = demo(*_FAST)
+    run.wait_for(_frozen)
+    procs = run.worker_procs
+    start = time.monotonic()
+    run.process.send_signal(signal.SIGTERM)
+    returncode, stderr = run.finish()
+    stopped_in = time.monotonic() - start
+
+    assert returncode == 143, stderr
+    assert stopped_in < 1.0
+    last = run.events[-1]
+    assert last["event"] == "demo.interrupted" and last["signal"] == "SIGTERM"
+    assert "the ticker, every worker process and the loop are stopped" in last["message"]
+    assert "Traceback" not in stderr
+    assert proctable.wait_until_exited(procs, timeout=5.0) == []
+
+
+def test_ctrl_c_as_soon_as_the_demo_starts_prints_no_traceback(demo: Any) -> None:
+    """SIGINT right at the demo's first event, while it is still starting up, exits 130 quietly."""
+    run = demo(*_FAST)
+    run.wait_for(lambda event: event["event"] == "demo.started")
+    run.process.send_signal(signal.SIGINT)
+    returncode, stderr = run.finish()
+
+    assert returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert run.events[-1]["event"] == "demo.interrupted"
+    assert proctable.wait_until_exited(run.worker_procs, timeout=5.0) == []
 
 
 def test_killing_the_demo_with_sigkill_leaves_no_orphan_workers(demo: Any) -> None:
@@ -230,7 +285,9 @@ def test_demo_plays_on_quietly_when_its_reader_goes_away(tmp_path: pathlib.Path)
 
 def test_a_scenario_that_runs_out_of_time_exits_1(demo: Any) -> None:
     """When an expected event does not come within --duration, the demo says so and exits 1."""
-    run = demo("--interval", "0.2", "--duration", "0.5")
+    # The least duration the scenario accepts for this interval: it counts the
+    # ticks the scenario needs, and the workers take time to spawn on top.
+    run = demo("--interval", "0.2", "--duration", "2.2")
     summary = run.wait_for(lambda event: event["event"] == "demo.summary")
     returncode, stderr = run.finish()
 
@@ -249,6 +306,11 @@ def test_a_scenario_that_runs_out_of_time_exits_1(demo: Any) -> None:
         (["demo", "--interval", "0.01"], "argument --interval: must be at least 0.1, got 0.01"),
         (["demo", "--duration", "inf"], "argument --duration: expected a number of seconds > 0"),
         (["demo", "--max-idle", "1"], "argument --max-idle: must be at least twice --interval"),
+        (["demo", "--duration", "1"], "argument --duration: must be at least 1.1 (the scenario"),
+        (
+            ["demo", "--interval", "0.2", "--duration", "2.1"],
+            "argument --duration: must be at least 2.2 (the scenario",
+        ),
         (["demo", "--colour"], "unrecognized arguments: --colour"),
     ],
 )

@@ -330,13 +330,15 @@ _PARENT = textwrap.dedent(
     from lilbee_ticker.demo import ProcessPool
 
     def main():
-        how, channel = sys.argv[1], int(sys.argv[2])
+        how, channel, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
         runtime = LoopRuntime().start()
         pool = ProcessPool()
         pids = [runtime.run(pool.call(role), timeout=30) for role in pool.registered_roles]
         os.kill(pids[-1], signal.SIGSTOP)  # a stopped worker can neither read nor check
         with os.fdopen(channel, "w") as out:
             out.write(json.dumps(pids) + "\\n")
+        with os.fdopen(go, "rb") as wait:
+            wait.read()  # EOF: the test has read the process table, die now
         if how == "raise":
             raise RuntimeError("the application crashed without closing its pool")
         threading.Event().wait()  # until it is killed
@@ -354,17 +356,24 @@ def test_workers_exit_when_their_parent_dies(tmp_path: pathlib.Path, how: str) -
     script.write_text(_PARENT, encoding="utf-8")
     # The pids come through a pipe of their own, which the workers do not
     # inherit (they do inherit stdout), so that its EOF depends on the
-    # parent alone.
+    # parent alone. A second pipe holds the parent until the test has read
+    # the process table: a parent that raises starts stopping its workers as
+    # it exits, and a table read meanwhile would miss some of them.
     channel_r, channel_w = os.pipe()
-    with (tmp_path / "output.txt").open("w+", encoding="utf-8") as output:
+    go_r, go_w = os.pipe()
+    with (
+        (tmp_path / "output.txt").open("w+", encoding="utf-8") as output,
+        os.fdopen(go_w, "wb") as go,
+    ):
         parent = subprocess.Popen(
-            [sys.executable, "-W", "error", str(script), how, str(channel_w)],
-            pass_fds=(channel_w,),
+            [sys.executable, "-W", "error", str(script), how, str(channel_w), str(go_r)],
+            pass_fds=(channel_w, go_r),
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=output,
         )
         os.close(channel_w)
+        os.close(go_r)
         try:
             with os.fdopen(channel_r, encoding="utf-8") as channel:
                 line = channel.readline()  # once the workers are up; EOF if it crashed
@@ -373,6 +382,7 @@ def test_workers_exit_when_their_parent_dies(tmp_path: pathlib.Path, how: str) -
             procs = [proc for proc in map(proctable.read, pids) if proc is not None]
             procs += [proc for proc in proctable.children(parent.pid) if proc.pid not in pids]
             assert len(procs) >= 4  # three workers and the resource tracker
+            go.close()  # let the parent go on to its death
             if how == "sigkill":
                 parent.kill()
             parent.wait(_BOUND_S)  # with "raise", a parent stuck at exit fails here

@@ -70,3 +70,23 @@ def test_example_runs(code: str, how: str, tmp_path: pathlib.Path) -> None:
         command, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+
+
+def _front_page_diagram() -> str:
+    text = (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
+    match = re.search(r"^```mermaid\n(.*?)^```", text, re.DOTALL | re.MULTILINE)
+    assert match, "docs/index.md has no ```mermaid diagram"
+    return match.group(1)
+
+
+def test_the_front_page_diagram_shows_a_tick_as_one_round_trip() -> None:
+    """The diagram agrees with docs/tick.md: one submit per tick, and the loop does the rest."""
+    diagram = _front_page_diagram()
+    submits = [line.strip() for line in diagram.splitlines() if "T->>L" in line]
+    assert len(submits) == 1 and "run_tick" in submits[0], submits
+    replies = [line.strip() for line in diagram.splitlines() if "L-->>T" in line]
+    assert len(replies) == 1, replies
+    # The pool is reached from the loop only, never from the ticker's thread.
+    assert "T->>P" not in diagram
+    for call in ("is_alive", "reap_idle()", "ping_role(r)"):
+        assert any(call in line and "L->>P" in line for line in diagram.splitlines()), call

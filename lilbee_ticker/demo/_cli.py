@@ -8,18 +8,30 @@ that the ticker's and the pool's events are printed with the narration.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import math
 import os
+import signal
 import sys
-from collections.abc import MutableMapping
+import threading
+import types
+from collections.abc import Iterator, MutableMapping
 from typing import Any, TextIO, cast
 
 import structlog
 
 from lilbee_ticker import _clock
-from lilbee_ticker.demo._scenario import ROLES, DemoSettings, Outcome, play
+from lilbee_ticker.demo._scenario import (
+    ROLES,
+    DemoSettings,
+    Outcome,
+    Terminated,
+    interrupts_deferred,
+    minimum_duration_s,
+    play,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -27,6 +39,7 @@ __all__ = ["add_parser", "run"]
 EXIT_FAILED = 1
 EXIT_USAGE = 2  # what argparse uses
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 _MIN_INTERVAL_S = 0.1
 # How many intervals the scenario takes with the default --max-idle.
@@ -40,12 +53,13 @@ An idle worker is reaped and stays down; a worker killed with SIGKILL is
 noticed by the next tick; a worker frozen with SIGSTOP times out, is
 reported unhealthy, and recovers after SIGCONT. It ends with each role's
 health and the ticker's counters, and exits 0 only if everything it
-expected happened, so it doubles as a smoke test. Ctrl-C stops it cleanly.
+expected happened, so it doubles as a smoke test. Ctrl-C or SIGTERM stops
+it cleanly.
 """
 
 _EPILOG = """\
 exit status: 0 every expectation held, 1 one did not, 2 bad arguments,
-130 interrupted by Ctrl-C.
+130 interrupted by Ctrl-C, 143 stopped by SIGTERM.
 """
 
 
@@ -92,8 +106,10 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         type=_seconds,
         default=None,
         metavar="SECONDS",
-        help="the most the scenario may take; if what it expects has not happened by then it "
-        "stops and fails (default: 60, or --max-idle + 15 x --interval if that is longer)",
+        help="the most the scenario may take, at least the time to the first tick after "
+        "--max-idle plus 7 more ticks (--max-idle + 8 x --interval with the defaults); if what "
+        "it expects has not happened by then it stops and fails (default: 60, or --max-idle + "
+        "15 x --interval if that is longer)",
     )
     parser.add_argument(
         "--json", action="store_true", help="print JSON lines instead of colored text"
@@ -126,34 +142,79 @@ def run(args: argparse.Namespace) -> int:
             f"{max_idle:g}: the workers the demo keeps busy must not be reaped between two "
             "requests"
         )
-    # The scenario needs about max_idle + 8 intervals; the default leaves room.
+    # The scenario needs at least minimum_duration_s(); the default leaves room.
     duration: float = (
         max(60.0, max_idle + 15 * interval) if args.duration is None else args.duration
     )
+    minimum = minimum_duration_s(interval, max_idle)
+    if duration < minimum:
+        parser.error(
+            f"argument --duration: must be at least {minimum:g} (the scenario takes at least "
+            f"that long with --interval {interval:g} and --max-idle {max_idle:g}), got "
+            f"{duration:g}"
+        )
     settings = DemoSettings(interval_s=interval, max_idle_s=max_idle, duration_s=duration)
     out = _Stdout(sys.stdout)
     color = not args.json and _wants_color(out)
     previous = structlog.get_config()
-    _configure_logging(out, as_json=args.json, verbose=args.verbose, color=color)
-    log = structlog.get_logger("lilbee_ticker.demo")
     try:
-        try:
-            outcome = play(settings, log)
-        except KeyboardInterrupt:
-            log.warning("Interrupted: the ticker, every worker process and the loop are stopped")
-            return EXIT_INTERRUPTED
-        except Exception as exc:
-            log.critical("demo.crashed", exc_info=exc)
-            print(f"lilbee-ticker demo: crashed: {exc!r}", file=sys.stderr)
-            return EXIT_FAILED
-        _summarize(outcome, log, out, as_json=args.json, color=color)
-        if outcome.passed:
-            return 0
-        first = outcome.failures[0]
-        print(f"lilbee-ticker demo: FAILED: {first.name}: {first.detail}", file=sys.stderr)
-        return EXIT_FAILED
+        return _play(settings, out, as_json=args.json, verbose=args.verbose, color=color)
     finally:
         structlog.configure(**previous)
+
+
+def _play(
+    settings: DemoSettings, out: _Stdout, *, as_json: bool, verbose: bool, color: bool
+) -> int:
+    """Configure logging, play the scenario and summarize it; return the exit status."""
+    try:
+        with _sigterm_raises():
+            _configure_logging(out, as_json=as_json, verbose=verbose, color=color)
+            log = structlog.get_logger("lilbee_ticker.demo")
+            outcome = play(settings, log)
+            _summarize(outcome, log, out, as_json=as_json, color=color)
+    except KeyboardInterrupt as interrupt:
+        # Everything play() started is stopped by now. A second Ctrl-C while
+        # this is said must not turn into a traceback.
+        with contextlib.suppress(KeyboardInterrupt), interrupts_deferred():
+            name = "SIGTERM" if isinstance(interrupt, Terminated) else "SIGINT"
+            structlog.get_logger("lilbee_ticker.demo").warning(
+                "demo.interrupted",
+                message=f"Interrupted by {name}: the ticker, every worker process and the "
+                "loop are stopped",
+                signal=name,
+            )
+        return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
+    except Exception as exc:
+        structlog.get_logger("lilbee_ticker.demo").critical("demo.crashed", exc_info=exc)
+        print(f"lilbee-ticker demo: crashed: {exc!r}", file=sys.stderr)
+        return EXIT_FAILED
+    if outcome.passed:
+        return 0
+    first = outcome.failures[0]
+    print(f"lilbee-ticker demo: FAILED: {first.name}: {first.detail}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while the demo runs, so it stops as on Ctrl-C.
+
+    Only the main thread can install a signal handler; elsewhere (a test
+    calling :func:`run` from a thread) SIGTERM keeps its default action.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(_signum: int, _frame: types.FrameType | None) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # -- output --------------------------------------------------------------------------
@@ -215,6 +276,7 @@ def _configure_logging(out: _Stdout, *, as_json: bool, verbose: bool, color: boo
     else:
         processors += [
             _Elapsed(),
+            _sentence_first,
             structlog.dev.ConsoleRenderer(
                 colors=color, exception_formatter=structlog.dev.plain_traceback
             ),
@@ -231,6 +293,22 @@ def _configure_logging(out: _Stdout, *, as_json: bool, verbose: bool, color: boo
         logger_factory=structlog.WriteLoggerFactory(cast(TextIO, out)),
         cache_logger_on_first_use=False,
     )
+
+
+def _sentence_first(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """For text: show a narration event as its sentence rather than its dotted name.
+
+    The step's number and the expectation's name are in the sentence already,
+    so they are not repeated.
+    """
+    message = event_dict.pop("message", None)
+    if message is not None:
+        event_dict["event"] = message
+        event_dict.pop("expectation", None)
+        event_dict.pop("step", None)
+    return event_dict
 
 
 class _Elapsed:

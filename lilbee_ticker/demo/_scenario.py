@@ -17,6 +17,9 @@ Each step waits for the ticker's own ``on_change`` hook or for a tick, never
 for a fixed time, and checks what it expected: the :class:`Outcome`. The
 roles that should stay up get a steady trickle of requests meanwhile, as in
 an application.
+
+Every narration event has a dotted name (``demo.started``, ``step.started``,
+``expect.passed``, ...) and its human sentence in a ``message`` field of its own.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import os
 import signal
 import threading
@@ -39,7 +43,16 @@ from lilbee_ticker._ticker import HealthTicker
 from lilbee_ticker.demo._errors import PoolClosedError, WorkerError
 from lilbee_ticker.demo._pool import ProcessPool
 
-__all__ = ["ROLES", "DemoSettings", "Expectation", "Outcome", "play"]
+__all__ = [
+    "ROLES",
+    "DemoSettings",
+    "Expectation",
+    "Outcome",
+    "Terminated",
+    "interrupts_deferred",
+    "minimum_duration_s",
+    "play",
+]
 
 _T = TypeVar("_T")
 
@@ -96,6 +109,20 @@ class DemoSettings:
         return self.interval_s * (self.failure_threshold + 10)
 
 
+def minimum_duration_s(interval_s: float, max_idle_s: float, failure_threshold: int = 3) -> float:
+    """The least time the scenario can take, counted in ticks; below it, it can never pass.
+
+    The idle worker is reaped at the first tick after ``max_idle_s`` of idleness;
+    after that tick the scenario waits for 2 ticks (it stays down), 1 (the killed
+    worker is noticed), ``failure_threshold`` (the frozen worker becomes unhealthy)
+    and 1 (it recovers). Spawning the workers and shutting down take more on top.
+    """
+    # The small epsilon keeps 0.6 / 0.2 (2.9999999999999996 in floats) at 3.
+    reap_tick = math.floor(max_idle_s / interval_s + 1e-9) + 1
+    ticks = reap_tick + 2 + 1 + failure_threshold + 1
+    return round(ticks * interval_s, 3)
+
+
 @dataclasses.dataclass(frozen=True)
 class Expectation:
     """One thing the scenario expected, and whether it held.
@@ -109,6 +136,14 @@ class Expectation:
     name: str
     passed: bool
     detail: str
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C's ``KeyboardInterrupt``.
+
+    It subclasses ``KeyboardInterrupt`` so that it stops the scenario exactly
+    as Ctrl-C does, through the same handlers and the same bounded shutdown.
+    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,7 +290,8 @@ def play(settings: DemoSettings, log: Any) -> Outcome:
 
     Everything it starts is stopped before it returns or raises: the ticker,
     the pool's worker processes and the runtime. A ``KeyboardInterrupt``
-    stops the scenario at once and is raised again after that shutdown.
+    (:class:`Terminated` too) stops the scenario at once and is raised again
+    after that shutdown; a second one during the shutdown is held back.
 
     Args:
         settings: The timings.
@@ -287,7 +323,8 @@ def play(settings: DemoSettings, log: Any) -> Outcome:
     stats = TickerStats()
     ends: dict[str, tuple[int | None, int]] = {}
     log.info(
-        "The demo starts: a pool of real worker processes and a health ticker",
+        "demo.started",
+        message="The demo starts: a pool of real worker processes and a health ticker",
         roles=list(ROLES),
         interval_s=round(settings.interval_s, 3),
         call_timeout_s=round(settings.call_timeout_s, 3),
@@ -295,8 +332,12 @@ def play(settings: DemoSettings, log: Any) -> Outcome:
         failure_threshold=settings.failure_threshold,
     )
     try:
-        runtime.start()
-        ticker.start()
+        # Ctrl-C is held back while the two start, for a few milliseconds: a
+        # LoopRuntime.start() cut short after it made its loop but before its
+        # thread runs it leaves a loop that no shutdown() closes.
+        with interrupts_deferred():
+            runtime.start(timeout=_SHUTDOWN_S)
+            ticker.start()
         try:
             script.run()
         except _Abort as abort:
@@ -304,7 +345,7 @@ def play(settings: DemoSettings, log: Any) -> Outcome:
         health, stats = ticker.health(), ticker.stats()
         ends = runtime.run(_ends(pool), timeout=_SHUTDOWN_S)
     finally:
-        with _sigint_deferred():
+        with interrupts_deferred():
             _shut_down(ticker, traffic, pool, runtime, log)
     script.check_shutdown(ticker)
     return Outcome(
@@ -348,10 +389,26 @@ class _Script:
         """Record an expectation and narrate it."""
         self.expectations.append(Expectation(name, passed, detail))
         if passed:
-            self.log.info(f"expected: {name}", result="pass", detail=detail)
+            self.log.info(
+                "expect.passed",
+                message=f"expected: {name}",
+                expectation=name,
+                result="pass",
+                detail=detail,
+            )
         else:
-            self.log.error(f"expected: {name}", result="FAIL", detail=detail)
+            self.log.error(
+                "expect.failed",
+                message=f"expected: {name}",
+                expectation=name,
+                result="FAIL",
+                detail=detail,
+            )
         return passed
+
+    def step(self, number: int, message: str) -> None:
+        """Narrate the start of step ``number``."""
+        self.log.info("step.started", message=f"Step {number}: {message}", step=number)
 
     def time_left(self, wanted: float, what: str) -> float:
         """Return ``wanted``, or less if the demo's duration ends sooner; abort if it has."""
@@ -413,7 +470,7 @@ class _Script:
 
     def use_every_worker(self) -> tuple[float, int]:
         """Step 1; return when the idle role was last used, and a bookmark after it was healthy."""
-        self.log.info("Step 1: every role gets a request; each worker is spawned by its first")
+        self.step(1, "every role gets a request; each worker is spawned by its first")
         since = self.transitions.mark()
         pids = {}
         last_idle_use = 0.0
@@ -436,14 +493,17 @@ class _Script:
         healthy = {
             role: self.wait_for(role, {HealthStatus.HEALTHY}, since, ticks=2) for role in ROLES
         }
-        self.log.info(f"The ticker found every worker healthy; {IDLE} gets no more requests")
+        self.log.info(
+            "demo.all_healthy",
+            message=f"The ticker found every worker healthy; {IDLE} gets no more requests",
+        )
         # IDLE may already have been reaped by now, on a slow machine: step 2
         # looks for its reaping from the moment it was healthy.
         return last_idle_use, healthy[IDLE].index + 1
 
     def reap_the_idle_worker(self, last_use: float, since: int) -> None:
         max_idle = self.settings.max_idle_s
-        self.log.info(f"Step 2: {IDLE} goes idle; the pool reaps it after {max_idle:g}s unused")
+        self.step(2, f"{IDLE} goes idle; the pool reaps it after {max_idle:g}s unused")
         seen = self.wait_for(
             IDLE, {HealthStatus.DOWN}, since, ticks=max_idle / self.settings.interval_s + 2
         )
@@ -464,9 +524,10 @@ class _Script:
         )
 
     def kill_a_worker(self) -> None:
-        self.log.info(
-            f"Step 3: {KILLED}'s worker is killed with SIGKILL, as the OOM killer would; "
-            "no request comes meanwhile, so only the ticker can notice"
+        self.step(
+            3,
+            f"{KILLED}'s worker is killed with SIGKILL, as the OOM killer would; "
+            "no request comes meanwhile, so only the ticker can notice",
         )
         since = self.transitions.mark()
         before = self.last_tick()
@@ -499,10 +560,11 @@ class _Script:
 
     def freeze_and_thaw_a_worker(self) -> None:
         settings = self.settings
-        self.log.info(
-            f"Step 4: {FROZEN}'s worker is frozen with SIGSTOP; its pings time out after "
+        self.step(
+            4,
+            f"{FROZEN}'s worker is frozen with SIGSTOP; its pings time out after "
             f"{settings.call_timeout_s:g}s, and after {settings.failure_threshold} in a row "
-            "it is unhealthy"
+            "it is unhealthy",
         )
         since = self.transitions.mark()
         before = self.last_tick()
@@ -531,9 +593,10 @@ class _Script:
         )
         self.check_others_answered(others_before, unhealthy.tick - failing.tick + 1)
 
-        self.log.info(
-            f"Step 5: SIGCONT; {FROZEN}'s worker resumes and gets a request again; "
-            "the next tick should see it recover"
+        self.step(
+            5,
+            f"SIGCONT; {FROZEN}'s worker resumes and gets a request again; "
+            "the next tick should see it recover",
         )
         since = self.transitions.mark()
         answered_by = self.run_on_loop(
@@ -629,8 +692,12 @@ def _shut_down(
 
 
 @contextlib.contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Hold back Ctrl-C during a bounded shutdown, and raise it after (main thread only)."""
+def interrupts_deferred() -> Iterator[None]:
+    """Hold back Ctrl-C and SIGTERM during a bounded shutdown, and raise the first after.
+
+    Ctrl-C is raised as ``KeyboardInterrupt`` and SIGTERM as :class:`Terminated`.
+    Only the main thread receives signals, so elsewhere this does nothing.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -639,13 +706,14 @@ def _sigint_deferred() -> Iterator[None]:
     def hold(signum: int, _frame: types.FrameType | None) -> None:
         caught.append(signum)
 
-    previous = signal.signal(signal.SIGINT, hold)
+    previous = {signum: signal.signal(signum, hold) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if caught:
-        raise KeyboardInterrupt
+        raise Terminated if caught[0] == signal.SIGTERM else KeyboardInterrupt
 
 
 def _process_exists(pid: int) -> bool:
