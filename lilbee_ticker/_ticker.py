@@ -83,9 +83,10 @@ _POOL_MARGIN_MAX_S = 1.0
 # a wake-up the ticker's thread had to skip (see _notify).
 _WAITER_CHECK_S = 0.25
 
-# How long the ticker's own thread waits for its lock at a time, once the
-# ticker is stopping, before it goes on without it (see _notify).
-_NOTIFY_SLICE_S = 0.01
+# How long the ticker's own thread, or a tick() waiting its turn, waits for
+# the lock at a time before it looks again whether the ticker is stopping
+# (see _notify and _claim_slot).
+_LOCK_SLICE_S = 0.01
 
 
 def _in_event_loop_thread() -> bool:
@@ -737,7 +738,7 @@ class HealthTicker:
                     "stop_event is set)",
                     "create a new HealthTicker to tick again",
                 )
-            if not self._changed.acquire(timeout=_WAITER_CHECK_S):
+            if not self._changed.acquire(timeout=_LOCK_SLICE_S):
                 continue
             try:
                 if self._stopping():
@@ -767,7 +768,7 @@ class HealthTicker:
         ticker is stopping, this gives up on the lock after a short wait:
         the waiters then notice on their own, within ``_WAITER_CHECK_S``.
         """
-        while not self._changed.acquire(timeout=_NOTIFY_SLICE_S):
+        while not self._changed.acquire(timeout=_LOCK_SLICE_S):
             if self._stopping():
                 return
         try:

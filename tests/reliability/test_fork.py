@@ -146,8 +146,8 @@ class _HoldUnderLock(threading.Event):
     """A stop event that, once armed, holds the ticker's thread inside its next is_set().
 
     The first is_set() after a wait that timed out comes from the ticker's slot
-    claim, which runs under the ticker's lock: the thread is held there, with the
-    lock taken, until the test releases it.
+    claim: the thread is held there, in the middle of its tick, until the test
+    releases it.
     """
 
     def __init__(self) -> None:
@@ -194,3 +194,81 @@ def test_child_wait_for_tick_on_the_inherited_ticker_does_not_hang(
         event.release.set()
     assert "error" not in answer, answer
     assert answer["returned"] == "None" and answer["seconds"] < 0.5 + STOP_BOUND_S, answer
+
+
+@pytest.mark.parametrize("how", ["stop_event.set", "stop"])
+def test_a_child_stopping_the_inherited_ticker_never_hangs(
+    make_pool: MakePool, make_ticker: MakeTicker, seed: int, figures: Figures, how: str
+) -> None:
+    """A child forked at any moment may set the parent ticker's own stop event, or stop it.
+
+    The parent's ticker thread waits on that event and its own wake-up event
+    hundreds of times a second, so a fork often copies one of their locks held;
+    the child gets fresh ones and never waits for a thread it does not have.
+    """
+    rng = random.Random(seed)
+    pool = make_pool(("embed", "chat"))
+    ticker = make_ticker(pool, interval_s=0.0005, name="forked-often").start()
+    assert ticker.wait_for_tick(1, timeout=CHILD_BOUND_S) is not None
+    forks = scaled(200, 1000)
+
+    def child() -> dict[str, Any]:
+        start = real_now()
+        if how == "stop":
+            returned: object = ticker.stop(timeout=1.0)
+        else:
+            ticker.stop_event.set()
+            returned = ticker.stop_event.is_set()
+        return {"returned": returned, "seconds": real_now() - start}
+
+    slowest = 0.0
+    for _ in range(forks):
+        # A random moment of the parent's cadence, without sleeping: spin a little.
+        for _ in range(rng.randrange(2000)):
+            pass
+        answer = _in_child(child)
+        assert answer.get("returned") is True, answer
+        slowest = max(slowest, answer["seconds"])
+    assert ticker.is_running, "the parent's ticker never noticed"
+    assert not ticker.stop_event.is_set()
+    figures.record(forks=forks, child_max_s=slowest)
+
+
+def test_a_child_forked_while_the_tickers_locks_are_held_can_still_stop_it(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """Forked at the worst moment, with every lock of the ticker held, the child still stops it.
+
+    Another thread of the parent holds the ticker's lock and the locks inside its
+    stop and wake-up events, as the ticker's own thread does for a moment many
+    times a second; the fork copies them held, with no thread left to release them.
+    """
+    ticker = make_ticker(make_pool(("chat",)), interval_s=3600.0, name="held-at-fork").start()
+    held = threading.Event()
+    release = threading.Event()
+    locks = [ticker._lock, ticker._wake._cond, ticker.stop_event._cond]  # type: ignore[attr-defined]
+
+    def hold() -> None:
+        for lock in locks:
+            lock.acquire()
+        held.set()
+        release.wait(CHILD_BOUND_S)
+        for lock in reversed(locks):
+            lock.release()
+
+    holder = threading.Thread(target=hold, name="lock-holder")
+    holder.start()
+    assert held.wait(CHILD_BOUND_S)
+    try:
+
+        def child() -> dict[str, Any]:
+            start = real_now()
+            ticker.stop_event.set()
+            stopped = ticker.stop(timeout=1.0)
+            return {"set": ticker.stop_event.is_set(), "stopped": stopped, "s": real_now() - start}
+
+        answer = _in_child(child, bound_s=2.0)
+    finally:
+        release.set()
+        holder.join(CHILD_BOUND_S)
+    assert answer.get("set") is True and answer.get("stopped") is True, answer
