@@ -20,6 +20,7 @@ from lilbee_ticker._exceptions import (
     TickerUsageError,
 )
 from lilbee_ticker._health import HealthStatus, RoleHealth
+from lilbee_ticker._probe import Probe
 from lilbee_ticker._protocols import Pool, RoleAccessor, Runtime
 from lilbee_ticker._report import TickReport
 from lilbee_ticker._runtime import LoopRuntime, RuntimeNotRunningError
@@ -35,6 +36,7 @@ __all__ = [
     "LoopUnresponsiveError",
     "OnChange",
     "Pool",
+    "Probe",
     "RoleAccessor",
     "RoleHealth",
     "Runtime",

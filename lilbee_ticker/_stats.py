@@ -46,12 +46,17 @@ class TickerStats:
             (:attr:`TickReport.loop_error`).
         last_loop_lag_s: :attr:`TickReport.loop_lag_s` of the latest tick
             that the loop started, or ``None``.
+        loop_lag_count: Ticks that the loop started, whose lag is summed up
+            in :attr:`loop_lag_sum_s`.
+        loop_lag_sum_s: The loop lags of those ticks, added up: with
+            :attr:`loop_lag_count`, the mean lag (a Prometheus summary).
+        max_loop_lag_s: The longest loop lag seen, or ``None``.
         last_tick_duration_s: Duration of the latest tick, or ``None``.
         max_tick_duration_s: Duration of the longest tick, or ``None``.
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0
-       Added :attr:`loop_stalls` and :attr:`last_loop_lag_s`.
+       Added :attr:`loop_stalls` and the loop lag figures.
     """
 
     ticks: int = 0
@@ -66,6 +71,9 @@ class TickerStats:
     snapshot_failures: int = 0
     loop_stalls: int = 0
     last_loop_lag_s: float | None = None
+    loop_lag_count: int = 0
+    loop_lag_sum_s: float = 0.0
+    max_loop_lag_s: float | None = None
     last_tick_duration_s: float | None = None
     max_tick_duration_s: float | None = None
 
@@ -80,6 +88,7 @@ class TickerStats:
         timeouts = sum(isinstance(e, CallTimeoutError) for e in counted_failures)
         timeouts += isinstance(report.reap_error, CallTimeoutError)
         timeouts += isinstance(report.snapshot_error, CallTimeoutError)
+        lag = report.loop_lag_s
         longest = report.duration_s
         if self.max_tick_duration_s is not None:
             longest = max(longest, self.max_tick_duration_s)
@@ -100,8 +109,11 @@ class TickerStats:
             snapshot_failures=self.snapshot_failures
             + (report.snapshot_error is not None and not report.interrupted),
             loop_stalls=self.loop_stalls + (report.loop_error is not None),
-            last_loop_lag_s=(
-                self.last_loop_lag_s if report.loop_lag_s is None else report.loop_lag_s
+            last_loop_lag_s=lag if lag is not None else self.last_loop_lag_s,
+            loop_lag_count=self.loop_lag_count + (lag is not None),
+            loop_lag_sum_s=self.loop_lag_sum_s + (lag or 0.0),
+            max_loop_lag_s=(
+                self.max_loop_lag_s if lag is None else max(lag, self.max_loop_lag_s or 0.0)
             ),
             last_tick_duration_s=report.duration_s,
             max_tick_duration_s=longest,

@@ -31,6 +31,7 @@ from lilbee_ticker import _clock, _log
 from lilbee_ticker._calls import CallBook, Gate, LazyCoroutine, TickJob, TickState, abort, run_tick
 from lilbee_ticker._exceptions import RuntimeUnavailableError, TickerUsageError
 from lilbee_ticker._health import HealthBook, HealthStatus, RoleHealth
+from lilbee_ticker._probe import Probe
 from lilbee_ticker._protocols import Pool, Runtime
 from lilbee_ticker._report import TickReport
 from lilbee_ticker._stats import TickerStats
@@ -248,11 +249,20 @@ class HealthTicker:
             :class:`RoleHealth` records (``old`` is ``None`` for a role seen
             for the first time) once per status transition, on the thread
             running the tick, after the tick's health records are published.
-            An exception it raises is logged and ignored.
+            An exception it raises is logged and ignored, except
+            ``KeyboardInterrupt`` and ``SystemExit``, which are raised once
+            the tick is published.
+        initial_delay_s: Seconds from :meth:`start` to the first tick;
+            ``None`` (the default) waits one ``interval_s``, as the asyncio
+            ticker did, and ``0`` ticks at once. Finite, >= 0.
+        stale_after_s: How old the last tick that read the pool may get
+            before a running ticker is no longer :attr:`healthy`; by default
+            ``2 * interval_s + 2 * call_timeout_s + 1``. Finite, > 0.
 
     Raises:
         TypeError: An argument has the wrong type, or ``pool`` or ``runtime``
-            lacks part of its protocol.
+            lacks part of its protocol, or ``stop_event`` cannot serve as a
+            clock (an ``asyncio.Event``).
         ValueError: ``interval_s`` or ``call_timeout_s`` is not a finite
             number > 0, a threshold is < 1, or ``name`` is empty.
 
@@ -275,6 +285,8 @@ class HealthTicker:
         failure_threshold: int = 3,
         success_threshold: int = 1,
         on_change: OnChange | None = None,
+        initial_delay_s: float | None = None,
+        stale_after_s: float | None = None,
     ) -> None:
         check_attributes(
             "pool",
@@ -297,6 +309,16 @@ class HealthTicker:
                 f"got {on_change!r} of type {type(on_change).__name__}"
             )
         self._on_change = on_change
+        self._initial_delay_s = (
+            None
+            if initial_delay_s is None
+            else check_seconds("initial_delay_s", initial_delay_s, allow_zero=True)
+        )
+        self._stale_after_s = (
+            2 * self._interval_s + 2 * self._call_timeout_s + 1.0
+            if stale_after_s is None
+            else check_seconds("stale_after_s", stale_after_s)
+        )
         self._owns_stop_event = stop_event is None
         if stop_event is None:
             stop_event = _StopEvent(weakref.WeakMethod(self._interrupt))
@@ -359,6 +381,12 @@ class HealthTicker:
         self._runtime_lost = False
         # Ticks in a row whose loop stopped running their callbacks.
         self._loop_stalls_in_row = 0
+        # Monotonic times: start() (set once), and the end of the latest tick
+        # that read the pool (the slot holder writes it). And why the thread
+        # ended, set by the thread just before it does.
+        self._started_mono: float | None = None
+        self._surveyed_mono: float | None = None
+        self._end_reason: str | None = None
 
         # Which pool-wide problems (snapshot, reap) are already logged at
         # warning, so that one lasting many ticks is logged once when it
@@ -431,16 +459,151 @@ class HealthTicker:
         return self._health.records
 
     @property
-    def healthy(self) -> bool:
-        """True unless a role is UNHEALTHY or the loop unresponsive: what a liveness probe serves.
+    def initial_delay_s(self) -> float | None:
+        """Seconds from :meth:`start` to the first tick, or ``None`` for one interval.
 
-        It is False while some role is :attr:`HealthStatus.UNHEALTHY`, and
-        while the runtime's loop has missed its deadlines for
-        ``failure_threshold`` ticks in a row (:attr:`TickReport.loop_error`).
-        A role that is down (reaped, crashed or never spawned) or still
-        failing below ``failure_threshold`` does not make the ticker unhealthy.
+        .. versionadded:: 0.2.0
         """
-        return self._health.healthy and self._loop_stalls_in_row < self._failure_threshold
+        return self._initial_delay_s
+
+    @property
+    def stale_after_s(self) -> float:
+        """How old the last tick that read the pool may get before a running ticker is unhealthy.
+
+        .. versionadded:: 0.2.0
+        """
+        return self._stale_after_s
+
+    @property
+    def state(self) -> str:
+        """The ticker's state: ``"new"``, ``"running"``, ``"stopped"`` or ``"crashed"``.
+
+        ``"stopped"`` is an orderly end (:meth:`stop` or the stop event);
+        ``"crashed"`` is any other end of the background thread: a bug, a
+        ``KeyboardInterrupt`` or ``SystemExit``, or a runtime that went away.
+        In a forked child a ticker is ``"stopped"``: its thread lives in the
+        parent only.
+
+        .. versionadded:: 0.2.0
+        """
+        thread = self._thread
+        if self._forked():
+            return "stopped"
+        if thread is None:
+            return "stopped" if self._stop_requested else "new"
+        if thread.is_alive() and self._end_reason is None:
+            return "running"
+        return "stopped" if self._end_reason in (None, "stopped") else "crashed"
+
+    @property
+    def healthy(self) -> bool:
+        """True unless something says the pool, or the ticker itself, is not well.
+
+        What a liveness probe serves. It is False while any of these holds:
+
+        * some role is :attr:`HealthStatus.UNHEALTHY`;
+        * the runtime's loop has missed its deadlines for ``failure_threshold``
+          ticks in a row (:attr:`TickReport.loop_error`);
+        * the background thread has ended other than by :meth:`stop` or its
+          stop event (:attr:`state` is ``"crashed"``, for example because the
+          runtime went away): nobody checks the pool any more;
+        * the ticker is running, but its last tick that read the pool is
+          older than :attr:`stale_after_s` (or, before its first such tick,
+          it started longer ago than that): it is blind.
+
+        Before :meth:`start`, and after an orderly stop, only the roles and
+        the loop count: a new ticker is healthy, and a stopped one keeps the
+        verdict of its last tick. A role that is down (reaped, crashed or
+        never spawned) or still failing below ``failure_threshold`` does not
+        make the ticker unhealthy.
+
+        .. versionchanged:: 0.2.0
+           Also False for an unresponsive loop, a crashed thread, or a
+           stale ticker.
+        """
+        return not self._problems()
+
+    @property
+    def ready(self) -> bool:
+        """True once a tick has read the pool, while the ticker is new or running and not stale.
+
+        What a readiness probe serves: the health checks are under way. It
+        is False before the first tick that read the pool (which comes one
+        ``interval_s`` after :meth:`start`, or ``initial_delay_s``), and
+        False again while the ticker is dead, stopped or stale.
+
+        .. versionadded:: 0.2.0
+        """
+        if self._surveyed_mono is None:
+            return False
+        state = self.state
+        if state == "running":
+            return not self._stale()
+        return state == "new"
+
+    def probe(self) -> Probe:
+        """Return what a ``/healthz`` endpoint serves, now, without waiting or touching the pool.
+
+        The result's :attr:`Probe.status_code` is 200 when :attr:`healthy`,
+        else 503, and its :attr:`Probe.body` a JSON-serialisable dict with
+        ``healthy``, ``ready``, ``state``, ``reason`` (why the thread ended,
+        or ``None``), ``last_tick_age_s`` (age of the last tick that read the
+        pool, or ``None``), ``problems`` (why it is not healthy) and
+        ``roles`` (each role's ``status`` and ``consecutive_failures``).
+
+        Thread safety: reads only snapshots; safe from any thread at any rate.
+
+        .. versionadded:: 0.2.0
+        """
+        problems = self._problems()
+        surveyed = self._surveyed_mono
+        age = None if surveyed is None else round(max(0.0, _clock.monotonic() - surveyed), 3)
+        roles = tuple(
+            (role, record.status.value, record.consecutive_failures)
+            for role, record in self.health().items()
+        )
+        return Probe(
+            healthy=not problems,
+            ready=self.ready,
+            state=self.state,
+            reason=self._end_reason,
+            ticker=self._name,
+            last_tick_age_s=age,
+            problems=problems,
+            roles=roles,
+        )
+
+    def _problems(self) -> tuple[str, ...]:
+        """Why the ticker is not healthy, in words; empty when it is."""
+        problems = [
+            f"role {role!r} is unhealthy: {record.last_error}"
+            for role, record in self._health.records.items()
+            if record.status is HealthStatus.UNHEALTHY
+        ]
+        if self._loop_stalls_in_row >= self._failure_threshold:
+            problems.append(
+                f"the runtime's loop has been unresponsive for {self._loop_stalls_in_row} "
+                "ticks in a row"
+            )
+        state = self.state
+        if state == "crashed":
+            problems.append(f"the ticker's thread has ended ({self._end_reason})")
+        elif state == "running" and self._stale():
+            since = self._surveyed_mono or self._started_mono
+            age = 0.0 if since is None else _clock.monotonic() - since
+            what = (
+                "no tick has read the pool"
+                if self._surveyed_mono is None
+                else ("the last tick that read the pool was")
+            )
+            problems.append(
+                f"stale: {what} {age:.3g}s ago, more than stale_after_s={self._stale_after_s:g}"
+            )
+        return tuple(problems)
+
+    def _stale(self) -> bool:
+        since = self._surveyed_mono if self._surveyed_mono is not None else self._started_mono
+        return since is not None and _clock.monotonic() - since > self._stale_after_s
 
     def stats(self) -> TickerStats:
         """Return the ticker's counters, as of the latest completed tick."""
@@ -464,6 +627,7 @@ class HealthTicker:
                 problem = "start() was called but its stop_event is already set"
             else:
                 thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._started_mono = _clock.monotonic()
                 # Started under the lock so that stop() never sees a thread it
                 # cannot join. Thread.start() only waits for the new thread to
                 # begin, and _run() does not need the lock to begin.
@@ -681,15 +845,18 @@ class HealthTicker:
             self._exception = exc
             self._emit("critical", "ticker.crashed", exc_info=exc)
         finally:
+            self._end_reason = reason
             self._notify()  # wake wait_for_tick(): no more ticks will come
             self._emit("info", "ticker.stopped", reason=reason, ticks=self._tick_count)
 
     def _tick_on_cadence(self) -> None:
         """Wait on the stop event as the clock; each time it times out, run one tick."""
         interval = self._interval_s
+        first = interval if self._initial_delay_s is None else self._initial_delay_s
         now = _clock.monotonic()
-        deadline = now + interval
-        while not self._stop_event.wait(_clock.next_wait(deadline, now, interval)):
+        deadline = now + first
+        wait = first  # the first wait is the initial delay, whatever the clock says
+        while not self._stop_event.wait(wait):
             # The wait timed out, so the tick is due. That is trusted over the
             # clock's reading, which a test may have frozen or moved.
             if self._claim_slot(background=True):
@@ -706,6 +873,7 @@ class HealthTicker:
                     raise RuntimeUnavailableError(self._name, "the tick")
             now = _clock.monotonic()
             deadline = _clock.next_deadline(deadline, now, interval)
+            wait = _clock.next_wait(deadline, now, interval)
 
     # -- one tick --------------------------------------------------------------
 
@@ -835,6 +1003,8 @@ class HealthTicker:
         report = decide(record)
         registered = record.registered if report.snapshot_error is None else None
         transitions = self._health.observe(report, registered, _clock.wall_clock())
+        if registered is not None:
+            self._surveyed_mono = _clock.monotonic()
         if report.loop_error is not None:
             self._loop_stalls_in_row += 1
         elif not report.interrupted:

@@ -1,4 +1,4 @@
-"""The ticker's structlog events: what is logged, at which level, and how often."""
+"""The ticker's log events: what is logged, at which level, how often, and where it goes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from structlog.testing import capture_logs
 
 from lilbee_ticker.pytest_plugin import MakeTicker, WaitForTicks
@@ -117,3 +118,87 @@ def test_broken_logging_does_not_kill_the_ticker(
     finally:
         structlog.configure(**saved)
     ticker._exception = None  # acknowledged: make_ticker's teardown would flag it
+
+
+_UNCONFIGURED_APP = """
+import logging, sys
+{setup}
+from lilbee_ticker import HealthTicker, LoopRuntime
+from lilbee_ticker.testing import Fail, FakePool
+
+with LoopRuntime() as runtime:
+    pool = FakePool(["embed", "chat"])
+    pool.set_ping("chat", Fail())
+    ticker = HealthTicker(pool, runtime, interval_s=0.01, initial_delay_s=0).start()
+    assert ticker.wait_for_tick(3, timeout=10) is not None
+    ticker.stop()
+"""
+
+
+def _run_app(setup: str) -> subprocess.CompletedProcess[str]:
+    script = _UNCONFIGURED_APP.format(setup=setup)
+    return subprocess.run(
+        [sys.executable, "-W", "error", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+
+def test_an_app_that_configures_no_logging_sees_nothing_below_warning() -> None:
+    """Without any logging set up, a run of ticks prints nothing at debug or info.
+
+    Only the warnings of a role going FAILING, then UNHEALTHY, reach stderr, through the
+    standard library's last-resort handler, as for any library.
+    """
+    out = _run_app("")
+    assert out.stdout == ""
+    assert out.stderr.splitlines() == ["role.failing", "role.unhealthy"]
+
+
+def test_an_app_that_configures_stdlib_logging_gets_records_with_their_fields() -> None:
+    """With logging.basicConfig, the events are records of the lilbee_ticker logger, fields kept."""
+    setup = (
+        "logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, "
+        "format='%(name)s %(levelname)s %(message)s %(fields)s')"
+    )
+    lines = _run_app(setup).stdout.splitlines()
+    ours = [line for line in lines if line.startswith("lilbee_ticker ")]
+    assert any(line.startswith("lilbee_ticker DEBUG tick.completed {") for line in ours), lines
+    failing = next(line for line in ours if " role.failing " in line)
+    assert "'role': 'chat'" in failing and "WARNING" in failing
+    assert any(line.startswith("lilbee_ticker INFO ticker.started") for line in ours)
+
+
+def test_records_carry_fields_as_attributes(
+    make_pool: MakePool, make_ticker: MakeTicker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unconfigured structlog: a record's message is the event, its fields attributes too."""
+    import logging
+
+    import structlog
+
+    monkeypatch.setattr(structlog, "is_configured", lambda: False)
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("lilbee_ticker")
+    handler = Keep(logging.DEBUG)
+    logger.addHandler(handler)
+    monkeypatch.setattr(logger, "level", logging.DEBUG)
+    try:
+        pool = make_pool(ROLES)
+        pool.set_ping("chat", Fail())
+        make_ticker(pool, name="recorded").tick()
+    finally:
+        logger.removeHandler(handler)
+    failing = next(r for r in records if r.getMessage() == "role.failing")
+    assert failing.levelno == logging.WARNING
+    assert failing.role == "chat"  # type: ignore[attr-defined]
+    assert failing.fields["ticker"] == "recorded"  # type: ignore[attr-defined]
+    completed = next(r for r in records if r.getMessage() == "tick.completed")
+    assert completed.fields["number"] == 1  # type: ignore[attr-defined]
