@@ -11,22 +11,68 @@ what happened in a :class:`TickReport`::
         serve_forever()
 """
 
-from lilbee_ticker._compat import start_health_ticker, stop_health_ticker
-from lilbee_ticker._exceptions import (
-    CallTimeoutError,
-    LoopUnresponsiveError,
-    RuntimeUnavailableError,
-    TickerError,
-    TickerUsageError,
-)
-from lilbee_ticker._health import HealthStatus, RoleHealth
-from lilbee_ticker._probe import Probe
-from lilbee_ticker._protocols import Pool, RoleAccessor, Runtime
-from lilbee_ticker._report import TickReport
-from lilbee_ticker._runtime import LoopRuntime, RuntimeNotRunningError
-from lilbee_ticker._stats import TickerStats
-from lilbee_ticker._ticker import HealthTicker, OnChange
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from lilbee_ticker._version import __version__
+
+if TYPE_CHECKING:
+    from lilbee_ticker._compat import start_health_ticker, stop_health_ticker
+    from lilbee_ticker._exceptions import (
+        CallTimeoutError,
+        LoopUnresponsiveError,
+        RuntimeUnavailableError,
+        TickerError,
+        TickerUsageError,
+    )
+    from lilbee_ticker._health import HealthStatus, RoleHealth
+    from lilbee_ticker._probe import Probe
+    from lilbee_ticker._protocols import Pool, RoleAccessor, Runtime
+    from lilbee_ticker._report import TickReport
+    from lilbee_ticker._runtime import LoopRuntime, RuntimeNotRunningError
+    from lilbee_ticker._stats import TickerStats
+    from lilbee_ticker._ticker import HealthTicker, OnChange
+
+# Where each public name lives. They are imported on first use (PEP 562), so
+# that importing the package costs next to nothing: `python -m lilbee_ticker`
+# can then catch a Ctrl-C before the heavy imports (asyncio, structlog) run.
+# The names, their homes and __all__ are the same as explicit imports would
+# give; tests/test_docstrings.py resolves every one of them.
+_HOMES = {
+    "CallTimeoutError": "_exceptions",
+    "HealthStatus": "_health",
+    "HealthTicker": "_ticker",
+    "LoopRuntime": "_runtime",
+    "LoopUnresponsiveError": "_exceptions",
+    "OnChange": "_ticker",
+    "Pool": "_protocols",
+    "Probe": "_probe",
+    "RoleAccessor": "_protocols",
+    "RoleHealth": "_health",
+    "Runtime": "_protocols",
+    "RuntimeNotRunningError": "_runtime",
+    "RuntimeUnavailableError": "_exceptions",
+    "TickReport": "_report",
+    "TickerError": "_exceptions",
+    "TickerStats": "_stats",
+    "TickerUsageError": "_exceptions",
+    "start_health_ticker": "_compat",
+    "stop_health_ticker": "_compat",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'lilbee_ticker' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"lilbee_ticker.{home}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "CallTimeoutError",

@@ -10,13 +10,15 @@ import sys
 from collections.abc import Callable, Sequence
 
 from lilbee_ticker._version import __version__
-from lilbee_ticker.demo import _cli as demo_cli
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``lilbee-ticker`` command line and return its exit status.
+
+    A Ctrl-C before a command has its own handling in place (while the
+    library is being imported, say) exits with status 130 and no traceback.
 
     Args:
         argv: The arguments, without the program name; by default
@@ -28,6 +30,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     .. versionadded:: 0.1.0
     """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    # Imported here, not at the top, so that the heavy imports it brings
+    # (asyncio, structlog, multiprocessing) happen inside main()'s handler.
+    from lilbee_ticker.demo import _cli as demo_cli
+
     parser = argparse.ArgumentParser(
         prog="lilbee-ticker",
         description="A health ticker that keeps a pool of long-lived worker processes honest.",

@@ -35,6 +35,7 @@ import asyncio
 import collections
 import collections.abc
 import enum
+import inspect
 import threading
 from collections.abc import Callable, Generator, Iterable
 from typing import Any
@@ -428,12 +429,17 @@ async def _reap(job: TickJob) -> None:
         state.reap_error = CallTimeoutError("reap_idle()", timeout, still_running=True)
         return
     try:
-        awaitable = job.pool.reap_idle()
+        # Typed as object: the Pool protocol promises a coroutine, but a pool
+        # that breaks it must get a clear error, not an odd one from await.
+        awaitable: object = job.pool.reap_idle()
     except GeneratorExit:
         raise
     except BaseException as exc:
         state.reap_error = exc
         _end_the_loop_if_fatal(exc)
+        return
+    if not inspect.isawaitable(awaitable):
+        state.reap_error = not_awaitable("reap_idle()", "reap_idle", awaitable)
         return
     reap = asyncio.ensure_future(LazyCoroutine(lambda: _reap_call(awaitable, state)))
     _quiet(reap)
@@ -549,9 +555,12 @@ async def _ping(job: TickJob, role: str, outcomes: dict[str, PingOutcome]) -> No
     start = _clock.monotonic()
     try:
         if job.ping_timeout is None:
-            await pool.ping_role(role)
+            awaitable: object = pool.ping_role(role)
         else:
-            await pool.ping_role(role, timeout=job.ping_timeout)  # type: ignore[call-arg]
+            awaitable = pool.ping_role(role, timeout=job.ping_timeout)  # type: ignore[call-arg]
+        if not inspect.isawaitable(awaitable):
+            raise not_awaitable(f"ping_role({role!r})", "ping_role", awaitable)
+        await awaitable
     except asyncio.CancelledError as exc:
         task = asyncio.current_task()
         if job.book.cancelled_by_us(task) or _cancel_requested(task):
@@ -567,6 +576,14 @@ async def _ping(job: TickJob, role: str, outcomes: dict[str, PingOutcome]) -> No
         _end_the_loop_if_fatal(exc)
     else:
         settle(outcomes, role, _clock.monotonic() - start)
+
+
+def not_awaitable(call: str, member: str, value: object) -> TypeError:
+    """The error for a pool method that returned something that cannot be awaited."""
+    return TypeError(
+        f"{call} returned {value!r} (a {type(value).__name__}), not an awaitable: make "
+        f"{member} an async def (a coroutine function), as the lilbee_ticker.Pool protocol says"
+    )
 
 
 def _ping_factory(

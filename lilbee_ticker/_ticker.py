@@ -154,6 +154,25 @@ def _reinit_event(event: threading.Event) -> None:
         reinit()
 
 
+def _check_roles_member(pool: object) -> None:
+    """Refuse a pool whose ``registered_roles`` is a plain method.
+
+    The ticker reads ``pool.registered_roles`` as a value (a property or a
+    sequence), so a method would only fail at every tick. Read statically:
+    no property of the pool runs here.
+
+    Raises:
+        TypeError: ``registered_roles`` is a function defined on the class.
+    """
+    member = inspect.getattr_static(pool, "registered_roles")
+    if isinstance(member, (types.FunctionType, staticmethod, classmethod)):
+        raise TypeError(
+            f"pool.registered_roles must be a property or a sequence of role names, but "
+            f"{type(pool).__qualname__}.registered_roles is a method: decorate it with "
+            "@property (or make it a tuple attribute)"
+        )
+
+
 def _check_clock_event(event: object) -> None:
     """Refuse a stop event whose ``wait(timeout)`` cannot serve as the thread's clock.
 
@@ -295,6 +314,7 @@ class HealthTicker:
             ("registered_roles", "accessor", "reap_idle", "ping_role"),
             callables=("accessor", "reap_idle", "ping_role"),
         )
+        _check_roles_member(pool)
         check_attributes(
             "runtime", runtime, "lilbee_ticker.Runtime", ("submit",), callables=("submit",)
         )

@@ -345,3 +345,35 @@ def test_duration_alone_scales_the_interval_to_fit(demo: Any) -> None:
     assert returncode == 0
     assert summary["passed"] is True
     assert proctable.wait_until_exited(run.worker_procs, timeout=5.0) == []
+
+
+def test_ctrl_c_while_the_command_imports_the_library_exits_130_quietly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Ctrl-C while main() imports the demo (and the library) is status 130, no traceback."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def interrupted_import(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "lilbee_ticker.demo":
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted_import)
+    assert main(["demo"]) == 130
+    assert capsys.readouterr().err == ""
+
+
+def test_importing_the_package_defers_the_heavy_imports() -> None:
+    """`import lilbee_ticker` loads neither asyncio nor structlog: a Ctrl-C then is main()'s."""
+    script = (
+        "import sys, lilbee_ticker\n"
+        "print(sorted(m for m in ('asyncio', 'structlog') if m in sys.modules))\n"
+        "lilbee_ticker.HealthTicker\n"
+        "print(sorted(m for m in ('asyncio', 'structlog') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.splitlines() == ["[]", "['asyncio', 'structlog']"]

@@ -9,6 +9,7 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from lilbee_ticker import HealthTicker, LoopRuntime
 from lilbee_ticker.testing import FakePool
@@ -171,3 +172,66 @@ def test_bad_stop_timeout(
     with pytest.raises(error, match=r"^timeout must be"):
         ticker.stop(value)
     assert ticker.stop(0)
+
+
+# -- pool mistakes, caught as early as they can be told -------------------------------------
+
+
+class _MethodRoles(FakePool):
+    def registered_roles(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("embed",)
+
+
+def test_registered_roles_as_a_method_is_refused_at_construction(
+    lilbee_runtime: LoopRuntime,
+) -> None:
+    """A registered_roles method (not a property) is a TypeError naming it and the fix."""
+    pool = _MethodRoles(("embed",), loop_thread=lilbee_runtime.thread)
+    with pytest.raises(TypeError, match=r"^pool\.registered_roles .*is a method.*@property"):
+        HealthTicker(pool, lilbee_runtime)
+
+
+class _SyncCalls(FakePool):
+    """A pool whose reap_idle and ping_role are plain functions that return plain values."""
+
+    def reap_idle(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ()
+
+    def ping_role(self, role: str) -> None:  # type: ignore[override]
+        return None
+
+
+def test_plain_function_calls_are_named_with_the_fix_on_the_first_tick(
+    lilbee_runtime: LoopRuntime, make_ticker: Any
+) -> None:
+    """reap_idle and ping_role returning non-awaitables: the first report names them and the fix."""
+    pool = _SyncCalls(("embed",), loop_thread=lilbee_runtime.thread)
+    ticker = make_ticker(pool)  # accepted: a plain function may return an awaitable
+    with capture_logs() as logs:
+        report = ticker.tick()
+    assert isinstance(report.reap_error, TypeError)
+    assert "reap_idle() returned ()" in str(report.reap_error)
+    assert "make reap_idle an async def" in str(report.reap_error)
+    error = report.failed["embed"]
+    assert isinstance(error, TypeError) and "make ping_role an async def" in str(error)
+    warned = {e["event"]: e for e in logs if e["log_level"] == "warning"}
+    assert "async def" in warned["reap.failed"]["error"]
+    assert "async def" in warned["role.failing"]["error"]
+
+
+class _AwaitableFromPlainFunction(FakePool):
+    """Plain functions that return awaitables: legitimate, and they work."""
+
+    def reap_idle(self):  # type: ignore[no-untyped-def,override]
+        return super().reap_idle()
+
+    def ping_role(self, role: str):  # type: ignore[no-untyped-def,override]
+        return super().ping_role(role)
+
+
+def test_plain_functions_returning_awaitables_are_fine(
+    lilbee_runtime: LoopRuntime, make_ticker: Any
+) -> None:
+    """A plain function that returns a coroutine is a valid pool method."""
+    pool = _AwaitableFromPlainFunction(("embed",), loop_thread=lilbee_runtime.thread)
+    assert make_ticker(pool).tick().ok
