@@ -36,6 +36,7 @@ import collections
 import collections.abc
 import enum
 import inspect
+import sys
 import threading
 from collections.abc import Callable, Generator, Iterable
 from typing import Any
@@ -108,7 +109,9 @@ class TickState:
         "gated",
         "live",
         "loop",
+        "loop_busy_s",
         "loop_late",
+        "metering",
         "outcomes",
         "reap_ended_at",
         "reap_error",
@@ -142,6 +145,12 @@ class TickState:
         # (step, seconds): the loop woke that late for a step's deadline, so
         # the calls still running then are the loop's fault, not theirs.
         self.loop_late: tuple[str, float] | None = None
+        # Seconds the tick's own steps (its coroutine's, its reap's and its
+        # pings', the pool's synchronous work within them included) held the
+        # loop; metering is True while one is being timed, so that a step run
+        # inside another (an eagerly started task) is not counted twice.
+        self.loop_busy_s = 0.0
+        self.metering = False
 
     def outcomes_now(self) -> dict[str, PingOutcome]:
         """Return a copy of the ping outcomes as they stand: the ticker thread's final word."""
@@ -263,11 +272,17 @@ class LazyCoroutine(collections.abc.Coroutine[Any, Any, Any]):
     was never created, so nothing warns; once started it is the real one.
     """
 
-    __slots__ = ("_coro", "_factory")
+    __slots__ = ("_coro", "_factory", "_meter")
 
-    def __init__(self, factory: Callable[[], collections.abc.Coroutine[Any, Any, Any]]) -> None:
+    def __init__(
+        self,
+        factory: Callable[[], collections.abc.Coroutine[Any, Any, Any]],
+        meter: TickState | None = None,
+    ) -> None:
         self._factory: Callable[[], collections.abc.Coroutine[Any, Any, Any]] | None = factory
         self._coro: collections.abc.Coroutine[Any, Any, Any] | None = None
+        # Where to add the time each step takes (TickState.loop_busy_s), if anywhere.
+        self._meter = meter
 
     def send(self, value: Any) -> Any:
         """Start the real coroutine on first use, then pass ``value`` on."""
@@ -278,7 +293,16 @@ class LazyCoroutine(collections.abc.Coroutine[Any, Any, Any]):
                 raise RuntimeError("cannot reuse an already closed coroutine")
             self._factory = None
             coro = self._coro = factory()
-        return coro.send(value)
+        meter = self._meter
+        if meter is None or meter.metering:
+            return coro.send(value)
+        meter.metering = True
+        start = _clock.monotonic()
+        try:
+            return coro.send(value)
+        finally:
+            meter.loop_busy_s += _clock.monotonic() - start
+            meter.metering = False
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
         """Raise into the real coroutine; one that never started just raises."""
@@ -441,13 +465,13 @@ async def _reap(job: TickJob) -> None:
     if not inspect.isawaitable(awaitable):
         state.reap_error = not_awaitable("reap_idle()", "reap_idle", awaitable)
         return
-    reap = asyncio.ensure_future(LazyCoroutine(lambda: _reap_call(awaitable, state)))
+    reap = _start_task(LazyCoroutine(lambda: _reap_call(awaitable, state), state))
     _quiet(reap)
     state.reap_started = True
     book.add_reap(reap)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    done, _ = await asyncio.wait((reap,), timeout=timeout)
+    done = {reap} if reap.done() else (await asyncio.wait((reap,), timeout=timeout))[0]
     if not done:
         book.abandoned = reap  # runs on; its late outcome goes to book.late
         late = loop.time() - deadline
@@ -496,7 +520,7 @@ async def _ping_all(job: TickJob, live: tuple[str, ...]) -> None:
         if role in book.pings:
             outcomes[role] = CallTimeoutError(f"ping_role({role!r})", timeout, still_running=True)
             continue
-        ping = asyncio.ensure_future(LazyCoroutine(_ping_factory(job, role, outcomes)))
+        ping = _start_task(LazyCoroutine(_ping_factory(job, role, outcomes), state))
         _quiet(ping)
         book.add_ping(role, ping)
         tasks[role] = ping
@@ -504,8 +528,11 @@ async def _ping_all(job: TickJob, live: tuple[str, ...]) -> None:
         return
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    running = [ping for ping in tasks.values() if not ping.done()]
     try:
-        _, pending = await asyncio.wait(tasks.values(), timeout=timeout)
+        # Pings started eagerly (Python 3.12+) that are already done need
+        # no wait, no timer and no loop iteration at all.
+        pending = (await asyncio.wait(running, timeout=timeout))[1] if running else set()
     except asyncio.CancelledError:
         # The tick itself was cancelled (a stop, or the runtime shutting
         # down): take its probes down with it.
@@ -576,6 +603,24 @@ async def _ping(job: TickJob, role: str, outcomes: dict[str, PingOutcome]) -> No
         _end_the_loop_if_fatal(exc)
     else:
         settle(outcomes, role, _clock.monotonic() - start)
+
+
+if sys.version_info >= (3, 12):
+
+    def _start_task(coro: LazyCoroutine) -> asyncio.Task[Any]:
+        """Start a task of the tick's, running its first step at once (eagerly).
+
+        A reap or ping that answers without waiting is then done before this
+        returns: no loop iteration, no timer. asyncio's eager start keeps
+        ``asyncio.current_task()`` right inside that first step.
+        """
+        return asyncio.Task(coro, loop=asyncio.get_running_loop(), eager_start=True)
+
+else:
+
+    def _start_task(coro: LazyCoroutine) -> asyncio.Task[Any]:
+        """Start a task of the tick's; its first step runs at the loop's next iteration."""
+        return asyncio.ensure_future(coro)
 
 
 def not_awaitable(call: str, member: str, value: object) -> TypeError:

@@ -51,6 +51,11 @@ class TickReport:
         loop_lag_s: Seconds from submitting the tick to its first step on the
             loop: how long the loop kept the ticker waiting. ``None`` if the
             loop never started the tick.
+        loop_busy_s: Seconds the tick held the loop: the time its own steps
+            ran there (its coroutine's, its reap's and its pings', with the
+            pool's synchronous work inside them), taken from everything else
+            the loop serves. Waiting for a ping does not count. ``None`` if the
+            loop never started the tick.
         interrupted: The ticker was stopped, or the runtime shut down, during
             the tick, so the steps not yet started were skipped and the pings
             in flight were cancelled (a reap in flight is left to finish).
@@ -60,7 +65,7 @@ class TickReport:
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0
-       Added :attr:`loop_error` and :attr:`loop_lag_s`.
+       Added :attr:`loop_error`, :attr:`loop_lag_s` and :attr:`loop_busy_s`.
     """
 
     number: int
@@ -78,6 +83,7 @@ class TickReport:
     snapshot_error: BaseException | None = None
     loop_error: BaseException | None = None
     loop_lag_s: float | None = None
+    loop_busy_s: float | None = None
     interrupted: bool = False
 
     @property

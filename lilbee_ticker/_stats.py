@@ -51,12 +51,15 @@ class TickerStats:
         loop_lag_sum_s: The loop lags of those ticks, added up: with
             :attr:`loop_lag_count`, the mean lag (a Prometheus summary).
         max_loop_lag_s: The longest loop lag seen, or ``None``.
+        last_loop_busy_s: :attr:`TickReport.loop_busy_s` of the latest tick
+            that the loop started, or ``None``.
+        max_loop_busy_s: The longest a tick held the loop, or ``None``.
         last_tick_duration_s: Duration of the latest tick, or ``None``.
         max_tick_duration_s: Duration of the longest tick, or ``None``.
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0
-       Added :attr:`loop_stalls` and the loop lag figures.
+       Added :attr:`loop_stalls`, and the loop lag and loop busy figures.
     """
 
     ticks: int = 0
@@ -74,6 +77,8 @@ class TickerStats:
     loop_lag_count: int = 0
     loop_lag_sum_s: float = 0.0
     max_loop_lag_s: float | None = None
+    last_loop_busy_s: float | None = None
+    max_loop_busy_s: float | None = None
     last_tick_duration_s: float | None = None
     max_tick_duration_s: float | None = None
 
@@ -89,6 +94,7 @@ class TickerStats:
         timeouts += isinstance(report.reap_error, CallTimeoutError)
         timeouts += isinstance(report.snapshot_error, CallTimeoutError)
         lag = report.loop_lag_s
+        busy = report.loop_busy_s
         longest = report.duration_s
         if self.max_tick_duration_s is not None:
             longest = max(longest, self.max_tick_duration_s)
@@ -114,6 +120,10 @@ class TickerStats:
             loop_lag_sum_s=self.loop_lag_sum_s + (lag or 0.0),
             max_loop_lag_s=(
                 self.max_loop_lag_s if lag is None else max(lag, self.max_loop_lag_s or 0.0)
+            ),
+            last_loop_busy_s=busy if busy is not None else self.last_loop_busy_s,
+            max_loop_busy_s=(
+                self.max_loop_busy_s if busy is None else max(busy, self.max_loop_busy_s or 0.0)
             ),
             last_tick_duration_s=report.duration_s,
             max_tick_duration_s=longest,

@@ -27,7 +27,7 @@ import weakref
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
-from lilbee_ticker import _clock, _log
+from lilbee_ticker import _clock, _log, _watch
 from lilbee_ticker._calls import CallBook, Gate, LazyCoroutine, TickJob, TickState, abort, run_tick
 from lilbee_ticker._exceptions import RuntimeUnavailableError, TickerUsageError
 from lilbee_ticker._health import HealthBook, HealthStatus, RoleHealth
@@ -56,10 +56,9 @@ _TRANSITION_EVENTS: dict[HealthStatus, tuple[str, str]] = {
 }
 
 # While a tick waits on the loop it wakes this often to notice that a
-# stop_event the application passed in was set. stop(), and setting the
-# ticker's own default event, wake it at once, so only an application's own
-# event needs this, and it costs nothing when ticks finish quicker (they
-# normally take a few milliseconds).
+# stop_event the application passed in was set, if that event is of a kind
+# that cannot be watched (a subclass with a wait() of its own; see _watch).
+# stop(), the ticker's own event and a plain threading.Event wake it at once.
 _STOP_CHECK_S = 0.025
 
 # How much longer than its own worst case a tick() call waits for the tick
@@ -138,6 +137,7 @@ def _reinit_in_forked_child() -> None:
     parent ticker's own stop event could wait forever on a lock the parent's
     ticker thread held at the moment of the fork.
     """
+    _watch.reset_after_fork()
     for ticker in list(_TICKERS):
         ticker._reinit_after_fork()
 
@@ -404,6 +404,9 @@ class HealthTicker:
         # Monotonic times: start() (set once), and the end of the latest tick
         # that read the pool (the slot holder writes it). And why the thread
         # ended, set by the thread just before it does.
+        # True once an application's stop event is watched for this ticker,
+        # so a tick need not look at it every _STOP_CHECK_S (see _watch).
+        self._watched = False
         self._started_mono: float | None = None
         self._surveyed_mono: float | None = None
         self._end_reason: str | None = None
@@ -638,6 +641,7 @@ class HealthTicker:
                 process (before a fork).
         """
         self._refuse_if_forked("start()")
+        problem: str | None = None
         with self._lock:
             if self._thread is not None:
                 problem = "start() was called on a ticker that was already started"
@@ -653,7 +657,9 @@ class HealthTicker:
                 # begin, and _run() does not need the lock to begin.
                 thread.start()
                 self._thread = thread
-                return self
+        if problem is None:
+            self._watch_stop_event()  # outside the lock: it may start the watcher's thread
+            return self
         raise TickerUsageError(
             self._name,
             problem,
@@ -766,6 +772,7 @@ class HealthTicker:
                 "which would stall that loop (and deadlock if it is the runtime's)",
                 "call it from a coroutine as `await asyncio.to_thread(ticker.tick)`",
             )
+        self._watch_stop_event()
         if not self._claim_slot(background=False):
             raise TimeoutError(
                 f"ticker {self._name!r}: the tick in progress on another thread did not end "
@@ -978,7 +985,7 @@ class HealthTicker:
         self._wake.clear()
         state.submitted_at = _clock.monotonic()
         future = self._submit(
-            LazyCoroutine(lambda: run_tick(job)),
+            LazyCoroutine(lambda: run_tick(job), state),
             "the tick (survey, reap_idle(), ping_role())",
         )
         future.add_done_callback(self._on_tick_done)
@@ -1019,6 +1026,7 @@ class HealthTicker:
             outcomes=state.outcomes_now(),
             gated=state.gated,
             loop_late=state.loop_late,
+            loop_busy_s=state.loop_busy_s if state.started_at is not None else None,
         )
         report = decide(record)
         registered = record.registered if report.snapshot_error is None else None
@@ -1065,6 +1073,11 @@ class HealthTicker:
         # Runs on whichever thread finished the future; setting an event never blocks.
         self._wake.set()
 
+    def _watch_stop_event(self) -> None:
+        """Have an application's stop event wake this ticker when it is set (see ``_watch``)."""
+        if not self._owns_stop_event and not self._watched:
+            self._watched = _watch.watch(self._stop_event, self)
+
     def _interrupt(self) -> None:
         """Wake the tick in progress, so it notices the stop and cancels its pings.
 
@@ -1110,9 +1123,10 @@ class HealthTicker:
         """
         timeout = self._call_timeout_s
         step = timeout + _BACKSTOP_GRACE_S
-        # Setting the ticker's own stop event wakes this wait; an event the
-        # application passed in cannot, so for it the wait is sliced.
-        slice_s = step if self._owns_stop_event else _STOP_CHECK_S
+        # Setting the ticker's own stop event wakes this wait, and so does an
+        # application's plain threading.Event, through its watcher. Another
+        # kind of event cannot, so for it the wait is sliced.
+        slice_s = step if self._owns_stop_event or self._watched else _STOP_CHECK_S
         stage = "start"
         budget = _clock.Budget(timeout)
         waited = 0.0

@@ -72,6 +72,8 @@ class TickRecord:
             or was stopping: the tick is interrupted.
         loop_late: The step whose deadline the loop woke for late, and by how
             much: the calls still running then are the loop's fault.
+        loop_busy_s: Seconds the tick's own steps held the loop, or None if
+            the loop never started the tick.
     """
 
     number: int
@@ -93,6 +95,7 @@ class TickRecord:
     outcomes: Mapping[str, PingOutcome] = dataclasses.field(default_factory=dict)
     gated: bool = False
     loop_late: tuple[str, float] | None = None
+    loop_busy_s: float | None = None
 
 
 def decide(record: TickRecord) -> TickReport:
@@ -164,6 +167,7 @@ def decide(record: TickRecord) -> TickReport:
         snapshot_error=snapshot_error,
         loop_error=loop_error,
         loop_lag_s=record.loop_lag_s,
+        loop_busy_s=record.loop_busy_s,
         interrupted=interrupted,
     )
 
