@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import gc
 import os
@@ -13,6 +14,7 @@ from structlog.testing import capture_logs
 
 from lilbee_ticker import (
     CallTimeoutError,
+    HealthStatus,
     LoopRuntime,
     LoopUnresponsiveError,
     RuntimeUnavailableError,
@@ -612,3 +614,128 @@ def test_runtime_shut_down_during_a_tick_is_not_a_ping_failure(make_ticker: Make
     assert report.interrupted
     assert "chat" not in {r for r, h in ticker.health().items() if h.status.value == "failing"}
     assert ticker.stats().ping_failures == 0
+
+
+# -- scale and stopping without polling (issue 14) -------------------------------------------
+
+
+def test_a_tick_over_4096_roles_is_consistent(make_pool: MakePool, make_ticker: MakeTicker) -> None:
+    """4096 roles: every live role pinged once, every role recorded, transitions once each."""
+    roles = tuple(f"role-{i:04d}" for i in range(4096))
+    pool = make_pool(roles, alive=roles[:4000])
+    for role in roles[:10]:
+        pool.set_ping(role, Fail())
+    ticker = make_ticker(pool, failure_threshold=2)
+    with capture_logs() as logs:
+        first = ticker.tick()
+        second = ticker.tick()
+    assert len(first.pinged) == 3990 and set(first.failed) == set(roles[:10])
+    assert pool.count("ping_role") == 8000
+    health = ticker.health()
+    assert len(health) == 4096
+    assert sum(h.status is HealthStatus.DOWN for h in health.values()) == 96
+    assert sum(h.status is HealthStatus.UNHEALTHY for h in health.values()) == 10
+    assert second.ok is False and len(second.pinged) == 3990
+    events = [e["event"] for e in logs]
+    assert events.count("role.failing") == 10 and events.count("role.unhealthy") == 10
+
+
+class _CountingEvent(threading.Event):
+    """A plain event (its wait() is Event.wait) that counts who asks whether it is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checks: collections.Counter[str] = collections.Counter()
+
+    def is_set(self) -> bool:
+        self.checks[threading.current_thread().name] += 1
+        return super().is_set()
+
+
+def test_an_application_event_stops_a_tick_without_polling(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """Setting an application's own Event wakes a tick waiting on a hung ping; nothing polls it."""
+    pool = make_pool(ROLES)
+    pool.set_ping("chat", Hang())
+    event = _CountingEvent()
+    ticker = make_ticker(pool, stop_event=event, interval_s=0.01, call_timeout_s=60.0, name="app")
+    ticker.start()
+    assert pool.wait_for_calls("ping_role", role="chat", timeout=5)
+    checks_at_hang = event.checks["app"]
+    # While the ping hangs the thread sleeps: a polling tick would look at the
+    # event every 25 ms, forty times a second.
+    assert ticker.wait_for_tick(10**9, timeout=0.5) is None
+    checks_while_hung = event.checks["app"] - checks_at_hang
+    event.set()
+    assert ticker.join(timeout=5)
+    assert checks_while_hung <= 2, f"the ticker looked at the event {checks_while_hung} times"
+    assert pool.wait_for_cancelled(1, timeout=5)
+    watchers = [t for t in threading.enumerate() if t.name == "lilbee-ticker-stop-watch"]
+    for watcher in watchers:
+        watcher.join(5)
+    assert not any(w.is_alive() for w in watchers)
+
+
+def test_one_watcher_serves_every_ticker_on_an_event(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """Two tickers on one application event share one watcher; setting it stops both at once."""
+    event = threading.Event()
+    before = {t for t in threading.enumerate() if t.name == "lilbee-ticker-stop-watch"}
+    pools = [make_pool(ROLES), make_pool(ROLES)]
+    for pool in pools:
+        pool.set_ping("chat", Hang())
+    tickers = [
+        make_ticker(pool, stop_event=event, interval_s=0.01, call_timeout_s=60.0).start()
+        for pool in pools
+    ]
+    for pool in pools:
+        assert pool.wait_for_calls("ping_role", role="chat", timeout=5)
+    watchers = {t for t in threading.enumerate() if t.name == "lilbee-ticker-stop-watch"} - before
+    assert len(watchers) == 1
+    event.set()
+    for ticker in tickers:
+        assert ticker.join(timeout=5)
+    for watcher in watchers:
+        watcher.join(5)
+        assert not watcher.is_alive()
+
+
+def test_an_event_with_its_own_wait_is_not_watched_but_still_stops(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """A stop event whose wait() is its own (StepEvent) gets no watcher; setting it still stops."""
+    from lilbee_ticker.testing import StepEvent
+
+    before = {t for t in threading.enumerate() if t.name == "lilbee-ticker-stop-watch"}
+    pool = make_pool(ROLES)
+    pool.set_ping("chat", Hang())
+    event = StepEvent()
+    ticker = make_ticker(pool, stop_event=event, interval_s=3600.0, call_timeout_s=60.0).start()
+    event.release()
+    assert pool.wait_for_calls("ping_role", role="chat", timeout=5)
+    after = {t for t in threading.enumerate() if t.name == "lilbee-ticker-stop-watch"}
+    assert after == before
+    event.set()
+    assert ticker.join(timeout=5)
+
+
+def test_loop_busy_counts_the_ticks_own_steps_not_its_waits(
+    lilbee_runtime: LoopRuntime, make_ticker: MakeTicker
+) -> None:
+    """loop_busy_s includes the pool's synchronous work in the tick, not the time spent waiting."""
+
+    class SlowSurvey(FakePool):
+        @property
+        def registered_roles(self) -> tuple[str, ...]:
+            threading.Event().wait(0.05)  # synchronous work on the loop: it holds the loop
+            return super().registered_roles
+
+    pool = SlowSurvey(ROLES, loop_thread=lilbee_runtime.thread)
+    pool.set_ping("chat", Delay(0.3))  # waiting: does not hold the loop
+    report = make_ticker(pool).tick()
+    assert report.loop_busy_s is not None
+    assert 0.05 <= report.loop_busy_s < 0.3 <= report.duration_s
+    stats = make_ticker(pool).stats()
+    assert stats.last_loop_busy_s is None
