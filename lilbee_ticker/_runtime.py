@@ -153,7 +153,18 @@ class LoopRuntime:
             self._loop = loop
             self._thread = thread
             self._state = _RUNNING
-            thread.start()
+            try:
+                thread.start()
+            except BaseException:
+                # A Ctrl-C, or no thread to be had: leave no loop unclosed and
+                # no thread that shutdown() would try to join before its start.
+                self._state = _CLOSED
+                if thread.ident is None:
+                    self._thread = None
+                    loop.close()
+                else:  # it did start: let it stop and close its loop itself
+                    loop.call_soon_threadsafe(loop.stop)
+                raise
         if not self._ready.wait(timeout):
             self.shutdown(timeout=0)
             raise RuntimeError(f"runtime {self._name!r}: the loop did not start in {timeout:g}s")
