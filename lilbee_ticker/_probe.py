@@ -17,6 +17,8 @@ class Probe:
         probe = ticker.probe()
         return probe.status_code, probe.body  # 200 or 503, and a JSON-able dict
 
+    and a ``/readyz`` handler the same with :attr:`ready_status_code`.
+
     Attributes:
         healthy: :attr:`HealthTicker.healthy` at the time of the probe.
         ready: :attr:`HealthTicker.ready` at the time of the probe.
@@ -49,6 +51,11 @@ class Probe:
     def status_code(self) -> int:
         """200 when healthy, else 503: the HTTP status a liveness endpoint answers with."""
         return 200 if self.healthy else 503
+
+    @property
+    def ready_status_code(self) -> int:
+        """200 when ready, else 503: the HTTP status a readiness endpoint answers with."""
+        return 200 if self.ready else 503
 
     @property
     def body(self) -> dict[str, Any]:

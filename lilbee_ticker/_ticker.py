@@ -25,7 +25,7 @@ import threading
 import types
 import weakref
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from lilbee_ticker import _clock, _log, _watch
 from lilbee_ticker._calls import CallBook, Gate, LazyCoroutine, TickJob, TickState, abort, run_tick
@@ -228,6 +228,17 @@ def _pool_ping_timeout(pool: object, call_timeout_s: float) -> float | None:
     return call_timeout_s - min(call_timeout_s * _POOL_MARGIN, _POOL_MARGIN_MAX_S)
 
 
+class _View(NamedTuple):
+    """One consistent reading of a ticker's health; see ``HealthTicker._view``."""
+
+    state: str
+    reason: str | None
+    age: float | None
+    problems: tuple[str, ...]
+    ready: bool
+    records: Mapping[str, RoleHealth]
+
+
 class HealthTicker:
     """Reap idle workers and ping live ones on a fixed cadence, from a daemon thread.
 
@@ -334,11 +345,17 @@ class HealthTicker:
             if initial_delay_s is None
             else check_seconds("initial_delay_s", initial_delay_s, allow_zero=True)
         )
-        self._stale_after_s = (
-            2 * self._interval_s + 2 * self._call_timeout_s + 1.0
-            if stale_after_s is None
-            else check_seconds("stale_after_s", stale_after_s)
-        )
+        if stale_after_s is None:
+            self._stale_after_s = 2 * self._interval_s + 2 * self._call_timeout_s + 1.0
+        else:
+            self._stale_after_s = check_seconds("stale_after_s", stale_after_s)
+            if self._stale_after_s <= self._interval_s:
+                raise ValueError(
+                    f"stale_after_s must be longer than interval_s ({self._interval_s:g}s), "
+                    f"got {stale_after_s!r}: between two ticks the last one is up to an "
+                    "interval old, so a healthy ticker would turn stale; leave it None for "
+                    "2 * interval_s + 2 * call_timeout_s + 1"
+                )
         self._owns_stop_event = stop_event is None
         if stop_event is None:
             stop_event = _StopEvent(weakref.WeakMethod(self._interrupt))
@@ -365,22 +382,26 @@ class HealthTicker:
         # ticker's life (ticks take turns), cleared at the start of a tick.
         self._wake = threading.Event()
 
-        # _lock guards _thread and the claiming of the tick slot
-        # (_slot_owner, _slot_generation), and _changed (on the same lock) is
-        # notified when the slot is freed, a report is published, stop() is
-        # called or the thread ends. It is only ever held for a few
+        # _lock guards _thread, and _changed (on the same lock) is notified
+        # when the slot is freed, a report is published, stop() is called or
+        # the thread ends, for wait_for_tick(). It is only ever held for a few
         # assignments: never while waiting on a future, submitting to the
         # loop, joining a thread, logging or calling a hook.
         #
         # A signal handler may run stop() on the main thread at any bytecode,
-        # including while that very thread holds this lock. The lock is
-        # reentrant, so the handler can take it; and the ticker's own thread
-        # never blocks on it for long (see _notify and _claim_slot), so the
+        # including while that very thread holds this lock, or the slot. The
+        # lock is reentrant, so the handler can take it; and the ticker's own
+        # thread only ever takes it, or the slot, in bounded slices, giving up
+        # once the ticker is stopping (see _notify and _claim_slot), so the
         # handler's stop() can wait for that thread to end. The other
         # attributes are written by one thread at a time (the slot holder, or
         # a single assignment), so they need no lock.
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
+        # The tick slot: held by whichever thread runs a tick, so that ticks
+        # take turns. A plain lock, taken in bounded slices: never waited on
+        # through a condition, whose wake-up would take _lock back unbounded.
+        self._slot = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop_requested = False
         # The ident of the thread running a tick, or None: the tick slot.
@@ -504,19 +525,13 @@ class HealthTicker:
         ``"stopped"`` is an orderly end (:meth:`stop` or the stop event);
         ``"crashed"`` is any other end of the background thread: a bug, a
         ``KeyboardInterrupt`` or ``SystemExit``, or a runtime that went away.
-        In a forked child a ticker is ``"stopped"``: its thread lives in the
-        parent only.
+        In a forked child a ticker that was started in the parent is
+        ``"crashed"`` too, with reason ``"forked"``: its thread does not run
+        there, so nothing checks the pool.
 
         .. versionadded:: 0.2.0
         """
-        thread = self._thread
-        if self._forked():
-            return "stopped"
-        if thread is None:
-            return "stopped" if self._stop_requested else "new"
-        if thread.is_alive() and self._end_reason is None:
-            return "running"
-        return "stopped" if self._end_reason in (None, "stopped") else "crashed"
+        return self._view().state
 
     @property
     def healthy(self) -> bool:
@@ -544,7 +559,7 @@ class HealthTicker:
            Also False for an unresponsive loop, a crashed thread, or a
            stale ticker.
         """
-        return not self._problems()
+        return not self._view().problems
 
     @property
     def ready(self) -> bool:
@@ -557,12 +572,7 @@ class HealthTicker:
 
         .. versionadded:: 0.2.0
         """
-        if self._surveyed_mono is None:
-            return False
-        state = self.state
-        if state == "running":
-            return not self._stale()
-        return state == "new"
+        return self._view().ready
 
     def probe(self) -> Probe:
         """Return what a ``/healthz`` endpoint serves, now, without waiting or touching the pool.
@@ -578,55 +588,77 @@ class HealthTicker:
 
         .. versionadded:: 0.2.0
         """
-        problems = self._problems()
-        surveyed = self._surveyed_mono
-        age = None if surveyed is None else round(max(0.0, _clock.monotonic() - surveyed), 3)
+        view = self._view()
         roles = tuple(
             (role, record.status.value, record.consecutive_failures)
-            for role, record in self.health().items()
+            for role, record in view.records.items()
         )
         return Probe(
-            healthy=not problems,
-            ready=self.ready,
-            state=self.state,
-            reason=self._end_reason,
+            healthy=not view.problems,
+            ready=view.ready,
+            state=view.state,
+            reason=view.reason,
             ticker=self._name,
-            last_tick_age_s=age,
-            problems=problems,
+            last_tick_age_s=None if view.age is None else round(view.age, 3),
+            problems=view.problems,
             roles=roles,
         )
 
-    def _problems(self) -> tuple[str, ...]:
-        """Why the ticker is not healthy, in words; empty when it is."""
+    def _view(self) -> _View:
+        """Read everything health depends on once, and derive every answer from that reading.
+
+        So a probe never contradicts itself (healthy, yet "crashed"), even
+        when the thread ends or the staleness bound passes while it is read.
+        """
+        records = self._health.records
+        stalls = self._loop_stalls_in_row
+        thread = self._thread
+        reason = self._end_reason
+        surveyed = self._surveyed_mono
+        started = self._started_mono
+        now = _clock.monotonic()
+        if self._forked():
+            state, reason = ("crashed", "forked") if thread is not None else ("stopped", reason)
+        elif thread is None:
+            state = "stopped" if self._stop_requested else "new"
+        elif reason is None and thread.is_alive():
+            state = "running"
+        else:
+            state = "stopped" if reason in (None, "stopped") else "crashed"
+        age = None if surveyed is None else max(0.0, now - surveyed)
+        if surveyed is not None:
+            stale_for = age
+        elif started is not None:
+            # Before the first tick that read the pool, count from when that
+            # tick was due, not from start(): a long initial delay is no fault.
+            stale_for = max(0.0, now - started - self._first_delay())
+        else:
+            stale_for = None
+        stale = state == "running" and stale_for is not None and stale_for > self._stale_after_s
         problems = [
             f"role {role!r} is unhealthy: {record.last_error}"
-            for role, record in self._health.records.items()
+            for role, record in records.items()
             if record.status is HealthStatus.UNHEALTHY
         ]
-        if self._loop_stalls_in_row >= self._failure_threshold:
-            problems.append(
-                f"the runtime's loop has been unresponsive for {self._loop_stalls_in_row} "
-                "ticks in a row"
-            )
-        state = self.state
+        if stalls >= self._failure_threshold:
+            problems.append(f"the runtime's loop has been unresponsive for {stalls} ticks in a row")
         if state == "crashed":
-            problems.append(f"the ticker's thread has ended ({self._end_reason})")
-        elif state == "running" and self._stale():
-            since = self._surveyed_mono or self._started_mono
-            age = 0.0 if since is None else _clock.monotonic() - since
+            problems.append(f"the ticker's thread has ended ({reason})")
+        elif stale:
             what = (
-                "no tick has read the pool"
-                if self._surveyed_mono is None
-                else ("the last tick that read the pool was")
+                "no tick has read the pool since the first was due"
+                if surveyed is None
+                else "the last tick that read the pool was"
             )
             problems.append(
-                f"stale: {what} {age:.3g}s ago, more than stale_after_s={self._stale_after_s:g}"
+                f"stale: {what} {stale_for:.3g}s ago, more than stale_after_s="
+                f"{self._stale_after_s:g}"
             )
-        return tuple(problems)
+        ready = surveyed is not None and (state == "new" or (state == "running" and not stale))
+        return _View(state, reason, age, tuple(problems), ready, records)
 
-    def _stale(self) -> bool:
-        since = self._surveyed_mono if self._surveyed_mono is not None else self._started_mono
-        return since is not None and _clock.monotonic() - since > self._stale_after_s
+    def _first_delay(self) -> float:
+        return self._interval_s if self._initial_delay_s is None else self._initial_delay_s
 
     def stats(self) -> TickerStats:
         """Return the ticker's counters, as of the latest completed tick."""
@@ -716,7 +748,9 @@ class HealthTicker:
             self._changed.notify_all()
         budget = _clock.Budget(timeout)
         ended = self._join(thread, budget)
-        if ended:
+        # From inside a tick of this thread's own (a signal handler), its calls
+        # can only end once the handler has returned: do not wait for them.
+        if ended and self._slot_owner != threading.get_ident():
             ended = self._wait_for_calls(budget)
         if not ended and thread is not threading.current_thread():
             self._emit("warning", "ticker.stop_timeout", timeout_s=timeout)
@@ -913,16 +947,17 @@ class HealthTicker:
 
         The bound is the worst case of the tick in progress, and starts again
         whenever the slot changes hands, so many threads calling :meth:`tick`
-        at once all get their turn. The lock is taken in bounded slices, and
-        a background claim gives up as soon as the ticker is stopping: a
-        signal handler's stop() may hold it, waiting for this thread to end.
+        at once all get their turn. The slot is taken in short slices, each
+        charged to the bound, and a background claim gives up as soon as the
+        ticker is stopping: a signal handler's stop() may be waiting for this
+        thread to end while the thread it interrupted holds the slot.
 
         Raises:
             TickerUsageError: For a manual tick, the ticker is stopped.
         """
         bound = self._slot_timeout()
         budget = _clock.Budget(bound)
-        generation: int | None = None
+        generation = self._slot_generation
         while True:
             if self._stopping():
                 if background:
@@ -933,26 +968,25 @@ class HealthTicker:
                     "stop_event is set)",
                     "create a new HealthTicker to tick again",
                 )
-            if not self._changed.acquire(timeout=_LOCK_SLICE_S):
-                continue
-            try:
+            if budget.wait(self._take_slot, _LOCK_SLICE_S):
                 if self._stopping():
-                    continue
-                if self._slot_owner is None:
-                    self._slot_owner = threading.get_ident()
-                    self._slot_generation += 1
-                    return True
-                if generation != self._slot_generation:
-                    generation = self._slot_generation
-                    budget = _clock.Budget(bound)  # the slot moved on: a new turn
-                if budget.spent:
-                    return False
-                budget.wait(self._changed.wait, _WAITER_CHECK_S)
-            finally:
-                self._changed.release()
+                    self._slot.release()
+                    continue  # answered at the top of the loop
+                self._slot_owner = threading.get_ident()
+                self._slot_generation += 1
+                return True
+            if generation != self._slot_generation:
+                generation = self._slot_generation
+                budget = _clock.Budget(bound)  # the slot moved on: a new turn
+            elif budget.spent:
+                return False
+
+    def _take_slot(self, timeout: float) -> bool:
+        return self._slot.acquire(timeout=timeout)
 
     def _release_slot(self) -> None:
         self._slot_owner = None
+        self._slot.release()
         self._notify()
 
     def _notify(self) -> None:
@@ -1081,13 +1115,18 @@ class HealthTicker:
     def _interrupt(self) -> None:
         """Wake the tick in progress, so it notices the stop and cancels its pings.
 
-        Not from the thread running the tick (a hook, or a signal handler that
-        interrupted a tick() on the main thread): that tick is not waiting,
-        and will see the stop when it next looks; and that thread may be
-        inside ``_wake.wait()`` holding the event's own lock.
+        From the thread running the tick itself (a hook, or a signal handler
+        that interrupted a tick() on the main thread), the tick is not
+        waiting, and that thread may be inside ``_wake.wait()`` holding the
+        event's own lock: the pings are cancelled on the loop instead, whose
+        ending of the tick then wakes it.
         """
         if self._slot_owner != threading.get_ident():
             self._wake.set()
+            return
+        job = self._job
+        if job is not None:
+            self._abort(job)
 
     def _abort(self, job: TickJob) -> None:
         """Give up on ``job``: nothing not yet started starts, and its pings are cancelled.
@@ -1364,9 +1403,12 @@ class HealthTicker:
         """Replace or reset every lock and event of this ticker (in a forked child only)."""
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
+        self._slot = threading.Lock()
         _reinit_event(self._wake)
         _reinit_event(self._book.idle)
-        if self._owns_stop_event:
+        if isinstance(self._stop_event, threading.Event):
+            # Also an application's: the ticker's thread takes its lock on
+            # every wait, and no thread of the child can be holding it.
             _reinit_event(self._stop_event)
 
     def _forked(self) -> bool:

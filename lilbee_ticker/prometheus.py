@@ -47,6 +47,7 @@ _PREFIX = "lilbee_ticker"
 # (counter name, TickerStats attribute, help), all totals since the ticker was made.
 _COUNTERS = (
     ("ticks", "ticks", "Ticks run, background and manual."),
+    ("skipped_ticks", "skipped_ticks", "Ticks that found no role alive."),
     ("interrupted_ticks", "interrupted_ticks", "Ticks a stop or a runtime shutdown cut short."),
     ("reaps", "reaps", "Reap steps run: ticks that found a role alive."),
     ("reap_failures", "reap_failures", "Reaps that raised, timed out or were still running."),
@@ -77,11 +78,13 @@ class TickerCollector(Collector):
       the pool (absent until one has);
     * ``lilbee_ticker_loop_lag_seconds``, a summary (count and sum) of the
       time each tick waited for the pool's event loop, and
-      ``lilbee_ticker_loop_lag_last_seconds``, the latest.
+      ``lilbee_ticker_loop_lag_last_seconds`` and
+      ``lilbee_ticker_loop_lag_max_seconds``, the latest and the longest.
 
     Register one collector per registry, with every ticker: two collectors
     on one registry would export the same metric names twice, which the
-    registry refuses. Add a ticker later with :meth:`add`.
+    registry refuses. Add a ticker later with :meth:`add`, and take one
+    out (to replace it with a new ticker of the same name) with :meth:`remove`.
 
     Args:
         *tickers: The tickers to export; their names must differ.
@@ -113,12 +116,21 @@ class TickerCollector(Collector):
                 f"{type(ticker).__name__}"
             )
         with self._lock:
-            if ticker.name in self._tickers:
+            if ticker.name in self._tickers and self._tickers[ticker.name] is not ticker:
                 raise ValueError(
                     f"a ticker named {ticker.name!r} is already exported by this collector: "
                     "give each ticker its own name= so their series do not collide"
                 )
             self._tickers[ticker.name] = ticker
+
+    def remove(self, ticker: HealthTicker | str) -> None:
+        """Stop exporting ``ticker`` (or the ticker of that name); unknown ones are ignored.
+
+        For replacing a ticker, which runs once, with a new one of the same name.
+        """
+        name = ticker if isinstance(ticker, str) else ticker.name
+        with self._lock:
+            self._tickers.pop(name, None)
 
     def describe(self) -> Iterable[Metric]:
         """The metric families this collector exports, without their samples."""
@@ -179,6 +191,11 @@ class TickerCollector(Collector):
             "Time the latest tick waited for the pool's event loop.",
             labels=["ticker"],
         )
+        lag_max = GaugeMetricFamily(
+            f"{_PREFIX}_loop_lag_max_seconds",
+            "The longest any tick waited for the pool's event loop.",
+            labels=["ticker"],
+        )
         for ticker in tickers:
             name = ticker.name
             probe = ticker.probe()  # one consistent reading of health, readiness and age
@@ -202,6 +219,8 @@ class TickerCollector(Collector):
             lag.add_metric([name], count_value=stats.loop_lag_count, sum_value=stats.loop_lag_sum_s)
             if stats.last_loop_lag_s is not None:
                 lag_last.add_metric([name], stats.last_loop_lag_s)
+            if stats.max_loop_lag_s is not None:
+                lag_max.add_metric([name], stats.max_loop_lag_s)
         yield status
         yield failures
         yield latency
@@ -213,3 +232,4 @@ class TickerCollector(Collector):
         yield age
         yield lag
         yield lag_last
+        yield lag_max

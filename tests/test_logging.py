@@ -158,10 +158,13 @@ def test_an_app_that_configures_no_logging_sees_nothing_below_warning() -> None:
 
 
 def test_an_app_that_configures_stdlib_logging_gets_records_with_their_fields() -> None:
-    """With logging.basicConfig, the events are records of the lilbee_ticker logger, fields kept."""
+    """With stdlib logging set up, events are records of the lilbee_ticker logger, fields kept."""
     setup = (
-        "logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, "
-        "format='%(name)s %(levelname)s %(message)s %(fields)s')"
+        "handler = logging.StreamHandler(sys.stdout)\n"
+        "handler.setFormatter(logging.Formatter('%(name)s %(levelname)s %(message)s %(fields)s'))\n"
+        "logging.getLogger('lilbee_ticker').addHandler(handler)\n"
+        "logging.getLogger('lilbee_ticker').setLevel(logging.DEBUG)\n"
+        "logging.basicConfig(level=logging.DEBUG)  # other loggers' records have no fields"
     )
     lines = _run_app(setup).stdout.splitlines()
     ours = [line for line in lines if line.startswith("lilbee_ticker ")]

@@ -267,3 +267,30 @@ def test_healthz_over_real_http(healthz: tuple[HealthTicker, str]) -> None:
     ticker.tick()
     code, body = _get(url)
     assert code == 503 and body["roles"]["chat"]["status"] == "unhealthy"
+
+
+def test_a_long_initial_delay_is_not_staleness(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """Before its first tick is due, a ticker is not stale, however long the initial delay."""
+    ticker = make_ticker(
+        make_pool(ROLES), interval_s=0.05, initial_delay_s=3600.0, stale_after_s=0.1
+    ).start()
+    assert ticker.wait_for_tick(1, timeout=0.3) is None  # well past stale_after_s since start()
+    assert ticker.healthy and not ticker.ready
+
+
+def test_stale_after_must_exceed_the_interval(
+    fake_pool: FakePool, lilbee_runtime: LoopRuntime
+) -> None:
+    """A staleness bound no longer than an interval would flap between ticks: refused."""
+    with pytest.raises(ValueError, match=r"^stale_after_s must be longer than interval_s"):
+        HealthTicker(fake_pool, lilbee_runtime, interval_s=30.0, stale_after_s=30.0)
+
+
+def test_readiness_over_real_http(healthz: tuple[HealthTicker, str]) -> None:
+    """ready_status_code is 503 before the first tick that reads the pool, then 200."""
+    ticker, _ = healthz
+    assert ticker.probe().ready_status_code == 503
+    ticker.tick()
+    assert ticker.probe().ready_status_code == 200

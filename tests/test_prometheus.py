@@ -160,3 +160,19 @@ def test_a_new_ticker_exports_no_role_or_age_yet(
     assert _value(samples, "lilbee_ticker_ready", ticker="fresh") == 0.0
     assert not [name for name, _ in samples if name.startswith("lilbee_ticker_role_")]
     assert not [name for name, _ in samples if name == "lilbee_ticker_last_tick_age_seconds"]
+
+
+def test_a_ticker_can_be_replaced_by_a_new_one_of_the_same_name(
+    make_pool: MakePool, make_ticker: MakeTicker, registry: CollectorRegistry, scrape: Scrape
+) -> None:
+    """remove() takes a ticker out, so a new one of its name can take its place."""
+    old = make_ticker(make_pool(("embed",)), name="worker")
+    old.tick()
+    collector = TickerCollector(old)
+    registry.register(collector)
+    new = make_ticker(make_pool(("embed",)), name="worker")
+    collector.remove("worker")
+    collector.add(new)
+    samples = scrape()
+    assert _value(samples, "lilbee_ticker_ticks_total", ticker="worker") == 0.0
+    assert _value(samples, "lilbee_ticker_skipped_ticks_total", ticker="worker") == 0.0

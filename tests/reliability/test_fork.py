@@ -272,3 +272,47 @@ def test_a_child_forked_while_the_tickers_locks_are_held_can_still_stop_it(
         release.set()
         holder.join(CHILD_BOUND_S)
     assert answer.get("set") is True and answer.get("stopped") is True, answer
+
+
+def test_a_forked_child_of_a_running_ticker_is_not_healthy(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """In a child, the parent's running ticker checks nothing: "crashed", reason "forked", 503."""
+    ticker = make_ticker(make_pool(("chat",)), interval_s=0.005, name="parent-only").start()
+    assert ticker.wait_for_tick(1, timeout=CHILD_BOUND_S) is not None
+    answer = _in_child(lambda: {"probe": ticker.probe().body, "code": ticker.probe().status_code})
+    assert answer.get("code") == 503, answer
+    assert answer["probe"]["state"] == "crashed" and answer["probe"]["reason"] == "forked"
+    assert ticker.healthy  # the parent's own is unaffected
+
+
+def test_a_child_forked_while_an_application_event_is_held_can_still_set_it(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """The application's stop event, whose lock the ticker's thread takes on every wait, too."""
+    event = threading.Event()
+    ticker = make_ticker(
+        make_pool(("chat",)), stop_event=event, interval_s=3600.0, name="app-event-held"
+    ).start()
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with event._cond:  # type: ignore[attr-defined]
+            held.set()
+            release.wait(CHILD_BOUND_S)
+
+    holder = threading.Thread(target=hold, name="event-lock-holder")
+    holder.start()
+    assert held.wait(CHILD_BOUND_S)
+    try:
+
+        def child() -> dict[str, Any]:
+            ticker.stop_event.set()
+            return {"set": ticker.stop_event.is_set(), "stopped": ticker.stop(timeout=1.0)}
+
+        answer = _in_child(child, bound_s=2.0)
+    finally:
+        release.set()
+        holder.join(CHILD_BOUND_S)
+    assert answer.get("set") is True and answer.get("stopped") is True, answer

@@ -20,7 +20,7 @@ import pytest
 
 from lilbee_ticker import HealthTicker, LoopRuntime, RoleHealth, TickerUsageError
 from lilbee_ticker.pytest_plugin import MakeTicker
-from lilbee_ticker.testing import Fail, FakePool, Hang, SlowClose
+from lilbee_ticker.testing import Delay, Fail, FakePool, Hang, SlowClose
 
 from .conftest import Figures
 from .support import real_now, run_script, scaled
@@ -452,3 +452,91 @@ def test_stop_from_a_signal_handler_returns_true_promptly_wherever_the_main_thre
         stop_p99_s=latencies[int(len(latencies) * 0.99) - 1],
         stop_max_s=latencies[-1],
     )
+
+
+@pytest.mark.usefixtures("sigusr1")
+def test_a_signal_stop_while_another_thread_holds_the_slot_returns_true_promptly(
+    fake_pool: FakePool, lilbee_runtime: LoopRuntime, seed: int, figures: Figures
+) -> None:
+    """The background thread waits for its turn while another thread ticks; a signal stop ends it.
+
+    The main thread polls wait_for_tick(n, timeout=0) (often holding the
+    ticker's lock when the signal lands), a worker thread ticks in a loop, so
+    the background thread is often waiting for the slot: it must not wait in
+    a way that needs the lock the interrupted main thread holds.
+    """
+    rng = random.Random(seed)
+    fake_pool.set_ping("chat", Delay(0.005))
+    trials = scaled(200, 1000)
+    main = threading.main_thread().ident
+    assert main is not None
+    latencies: list[float] = []
+    for trial in range(trials):
+        ticker = HealthTicker(
+            fake_pool, lilbee_runtime, interval_s=0.001, name=f"slot-held-{trial}"
+        ).start()
+        assert ticker.wait_for_tick(1, timeout=WAIT_S) is not None
+
+        def keep_ticking(ticker: HealthTicker = ticker) -> None:
+            while True:
+                try:
+                    ticker.tick()
+                except (TickerUsageError, TimeoutError):
+                    return
+
+        worker = threading.Thread(target=keep_ticking, name=f"ticking-{trial}")
+        worker.start()
+        handled: list[tuple[bool, float]] = []
+
+        def handler(
+            _signum: int,
+            _frame: object,
+            ticker: HealthTicker = ticker,
+            handled: list[tuple[bool, float]] = handled,
+        ) -> None:
+            start = real_now()
+            handled.append((ticker.stop(timeout=2.0), real_now() - start))
+
+        signal.signal(signal.SIGUSR1, handler)
+        delay = rng.uniform(0.0, 0.02)
+        sender = threading.Timer(delay, signal.pthread_kill, (main, signal.SIGUSR1))
+        sender.start()
+        while not handled:
+            ticker.wait_for_tick(10**9, timeout=0.0)
+        sender.join(WAIT_S)
+        worker.join(WAIT_S)
+        [(ended, latency)] = handled
+        assert ended, f"trial {trial}: stop() returned False after {latency:.3f}s"
+        latencies.append(latency)
+    latencies.sort()
+    assert latencies[-1] < STOP_BOUND_S
+    figures.record(trials=trials, stop_p99_s=latencies[int(trials * 0.99) - 1])
+
+
+@pytest.mark.usefixtures("sigusr1")
+def test_a_signal_stop_inside_the_main_threads_own_tick_cancels_its_hung_ping(
+    fake_pool: FakePool, make_ticker: MakeTicker, figures: Figures
+) -> None:
+    """A handler's stop() during tick() on the same thread cancels the hung ping at once."""
+    fake_pool.set_ping("chat", Hang())
+    ticker = make_ticker(call_timeout_s=30.0, name="own-tick")
+    main = threading.main_thread().ident
+    assert main is not None
+    handled: list[bool] = []
+    signal.signal(signal.SIGUSR1, lambda *_: handled.append(ticker.stop(timeout=1.0)))
+
+    def send_when_pinged() -> None:
+        fake_pool.wait_for_calls("ping_role", role="chat", timeout=WAIT_S)
+        signal.pthread_kill(main, signal.SIGUSR1)
+
+    sender = threading.Thread(target=send_when_pinged)
+    sender.start()
+    start = real_now()
+    report = ticker.tick()
+    took = real_now() - start
+    sender.join(WAIT_S)
+    assert handled == [True]
+    assert report.interrupted
+    assert took < STOP_BOUND_S, f"tick() ran {took:.2f}s after the stop (call_timeout_s is 30)"
+    assert fake_pool.wait_for_cancelled(1, timeout=WAIT_S)
+    figures.record(tick_after_stop_s=took)
