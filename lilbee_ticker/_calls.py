@@ -284,8 +284,8 @@ class LazyCoroutine(collections.abc.Coroutine[Any, Any, Any]):
         # Where to add the time each step takes (TickState.loop_busy_s), if anywhere.
         self._meter = meter
 
-    def send(self, value: Any) -> Any:
-        """Start the real coroutine on first use, then pass ``value`` on."""
+    def _real(self) -> collections.abc.Coroutine[Any, Any, Any]:
+        """The real coroutine, created on the first call."""
         coro = self._coro
         if coro is None:
             factory = self._factory
@@ -293,6 +293,11 @@ class LazyCoroutine(collections.abc.Coroutine[Any, Any, Any]):
                 raise RuntimeError("cannot reuse an already closed coroutine")
             self._factory = None
             coro = self._coro = factory()
+        return coro
+
+    def send(self, value: Any) -> Any:
+        """Start the real coroutine on first use, then pass ``value`` on."""
+        coro = self._real()
         meter = self._meter
         if meter is None or meter.metering:
             return coro.send(value)
@@ -324,14 +329,7 @@ class LazyCoroutine(collections.abc.Coroutine[Any, Any, Any]):
             self._coro.close()
 
     def __await__(self) -> Generator[Any, None, Any]:
-        coro = self._coro
-        if coro is None:
-            factory = self._factory
-            if factory is None:
-                raise RuntimeError("cannot reuse an already closed coroutine")
-            self._factory = None
-            coro = self._coro = factory()
-        return coro.__await__()
+        return self._real().__await__()
 
 
 def _quiet(task: asyncio.Task[Any] | None) -> None:

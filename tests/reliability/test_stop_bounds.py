@@ -10,10 +10,12 @@ that no thread was left behind.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import functools
 import random
 import signal
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
@@ -391,6 +393,32 @@ def test_concurrent_stops_all_return_at_once(
     figures.record(stop_latency_s=latency)
 
 
+def _stop_by_signal(ticker: HealthTicker, delay: float, main_call: Callable[[], object]) -> float:
+    """Send SIGUSR1 to the main thread after ``delay``, while it loops in ``main_call``.
+
+    The handler stops ``ticker``. Returns how long that stop() took; fails the
+    test if it returned False.
+    """
+    main = threading.main_thread().ident
+    assert main is not None
+    handled: list[tuple[bool, float]] = []
+
+    def handler(_signum: int, _frame: object) -> None:
+        start = real_now()
+        handled.append((ticker.stop(timeout=2.0), real_now() - start))
+
+    signal.signal(signal.SIGUSR1, handler)
+    sender = threading.Timer(delay, signal.pthread_kill, (main, signal.SIGUSR1))
+    sender.start()
+    while not handled:
+        with contextlib.suppress(TickerUsageError):  # stopped under the call: documented
+            main_call()
+    sender.join(WAIT_S)
+    [(ended, latency)] = handled
+    assert ended, f"{ticker.name}: stop() returned False after {latency:.3f}s"
+    return latency
+
+
 @pytest.mark.usefixtures("sigusr1")
 @pytest.mark.parametrize("main_is_in", ["wait_for_tick-0", "wait_for_tick-5ms", "tick"])
 def test_stop_from_a_signal_handler_returns_true_promptly_wherever_the_main_thread_is(
@@ -404,44 +432,19 @@ def test_stop_from_a_signal_handler_returns_true_promptly_wherever_the_main_thre
     """
     rng = random.Random(seed)
     trials = scaled(200, 1000)
-    main = threading.main_thread().ident
-    assert main is not None
+    poll = 0.0 if main_is_in.endswith("-0") else 0.005
     latencies: list[float] = []
     for trial in range(trials):
         ticker = HealthTicker(
             fake_pool, lilbee_runtime, interval_s=0.001, name=f"signalled-{trial}"
         ).start()
         assert ticker.wait_for_tick(1, timeout=WAIT_S) is not None
-        handled: list[tuple[bool, float]] = []
-
-        def handler(
-            _signum: int,
-            _frame: object,
-            ticker: HealthTicker = ticker,
-            handled: list[tuple[bool, float]] = handled,
-        ) -> None:
-            start = real_now()
-            ended = ticker.stop(timeout=2.0)
-            handled.append((ended, real_now() - start))
-
-        signal.signal(signal.SIGUSR1, handler)
-        sender = threading.Timer(
-            rng.uniform(0.0, 0.003), signal.pthread_kill, (main, signal.SIGUSR1)
-        )
-        sender.start()
-        while not handled:
-            try:
-                if main_is_in == "tick":
-                    ticker.tick()
-                else:
-                    ticker.wait_for_tick(10**9, timeout=0.0 if main_is_in.endswith("-0") else 0.005)
-            except TickerUsageError:
-                pass  # stopped under the call: a documented answer
-        sender.join(WAIT_S)
-        [(ended, latency)] = handled
-        assert ended, f"trial {trial}: stop() returned False after {latency:.3f}s"
+        if main_is_in == "tick":
+            call: Callable[[], object] = ticker.tick
+        else:
+            call = functools.partial(ticker.wait_for_tick, 10**9, timeout=poll)
+        latencies.append(_stop_by_signal(ticker, rng.uniform(0.0, 0.003), call))
         assert not ticker.is_running
-        latencies.append(latency)
     latencies.sort()
     # Measured in milliseconds; a stop that waited for a lock the interrupted
     # call held would take its whole 2 s timeout.
@@ -468,8 +471,6 @@ def test_a_signal_stop_while_another_thread_holds_the_slot_returns_true_promptly
     rng = random.Random(seed)
     fake_pool.set_ping("chat", Delay(0.005))
     trials = scaled(200, 1000)
-    main = threading.main_thread().ident
-    assert main is not None
     latencies: list[float] = []
     for trial in range(trials):
         ticker = HealthTicker(
@@ -486,28 +487,9 @@ def test_a_signal_stop_while_another_thread_holds_the_slot_returns_true_promptly
 
         worker = threading.Thread(target=keep_ticking, name=f"ticking-{trial}")
         worker.start()
-        handled: list[tuple[bool, float]] = []
-
-        def handler(
-            _signum: int,
-            _frame: object,
-            ticker: HealthTicker = ticker,
-            handled: list[tuple[bool, float]] = handled,
-        ) -> None:
-            start = real_now()
-            handled.append((ticker.stop(timeout=2.0), real_now() - start))
-
-        signal.signal(signal.SIGUSR1, handler)
-        delay = rng.uniform(0.0, 0.02)
-        sender = threading.Timer(delay, signal.pthread_kill, (main, signal.SIGUSR1))
-        sender.start()
-        while not handled:
-            ticker.wait_for_tick(10**9, timeout=0.0)
-        sender.join(WAIT_S)
+        poll = functools.partial(ticker.wait_for_tick, 10**9, timeout=0.0)
+        latencies.append(_stop_by_signal(ticker, rng.uniform(0.0, 0.02), poll))
         worker.join(WAIT_S)
-        [(ended, latency)] = handled
-        assert ended, f"trial {trial}: stop() returned False after {latency:.3f}s"
-        latencies.append(latency)
     latencies.sort()
     assert latencies[-1] < STOP_BOUND_S
     figures.record(trials=trials, stop_p99_s=latencies[int(trials * 0.99) - 1])
