@@ -31,6 +31,7 @@ from lilbee_ticker import _clock, _log, _watch
 from lilbee_ticker._calls import CallBook, Gate, LazyCoroutine, TickJob, TickState, abort, run_tick
 from lilbee_ticker._exceptions import RuntimeUnavailableError, TickerUsageError
 from lilbee_ticker._health import HealthBook, HealthStatus, RoleHealth
+from lilbee_ticker._liveness import Reading, assess
 from lilbee_ticker._probe import Probe
 from lilbee_ticker._protocols import Pool, Runtime
 from lilbee_ticker._report import TickReport
@@ -611,51 +612,28 @@ class HealthTicker:
         when the thread ends or the staleness bound passes while it is read.
         """
         records = self._health.records
-        stalls = self._loop_stalls_in_row
         thread = self._thread
-        reason = self._end_reason
         surveyed = self._surveyed_mono
         started = self._started_mono
         now = _clock.monotonic()
-        if self._forked():
-            state, reason = ("crashed", "forked") if thread is not None else ("stopped", reason)
-        elif thread is None:
-            state = "stopped" if self._stop_requested else "new"
-        elif reason is None and thread.is_alive():
-            state = "running"
-        else:
-            state = "stopped" if reason in (None, "stopped") else "crashed"
         age = None if surveyed is None else max(0.0, now - surveyed)
-        if surveyed is not None:
-            stale_for = age
-        elif started is not None:
-            # Before the first tick that read the pool, count from when that
-            # tick was due, not from start(): a long initial delay is no fault.
-            stale_for = max(0.0, now - started - self._first_delay())
-        else:
-            stale_for = None
-        stale = state == "running" and stale_for is not None and stale_for > self._stale_after_s
-        problems = [
-            f"role {role!r} is unhealthy: {record.last_error}"
-            for role, record in records.items()
-            if record.status is HealthStatus.UNHEALTHY
-        ]
-        if stalls >= self._failure_threshold:
-            problems.append(f"the runtime's loop has been unresponsive for {stalls} ticks in a row")
-        if state == "crashed":
-            problems.append(f"the ticker's thread has ended ({reason})")
-        elif stale:
-            what = (
-                "no tick has read the pool since the first was due"
-                if surveyed is None
-                else "the last tick that read the pool was"
-            )
-            problems.append(
-                f"stale: {what} {stale_for:.3g}s ago, more than stale_after_s="
-                f"{self._stale_after_s:g}"
-            )
-        ready = surveyed is not None and (state == "new" or (state == "running" and not stale))
-        return _View(state, reason, age, tuple(problems), ready, records)
+        reading = Reading(
+            records=records,
+            loop_stalls_in_row=self._loop_stalls_in_row,
+            failure_threshold=self._failure_threshold,
+            started=thread is not None,
+            thread_alive=thread is not None and thread.is_alive(),
+            stop_requested=self._stop_requested,
+            forked=self._forked(),
+            end_reason=self._end_reason,
+            surveyed_age_s=age,
+            since_first_due_s=(
+                None if started is None else max(0.0, now - started - self._first_delay())
+            ),
+            stale_after_s=self._stale_after_s,
+        )
+        live = assess(reading)
+        return _View(live.state, live.reason, age, live.problems, live.ready, records)
 
     def _first_delay(self) -> float:
         return self._interval_s if self._initial_delay_s is None else self._initial_delay_s
