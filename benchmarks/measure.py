@@ -852,7 +852,7 @@ def stall(bench: Bench) -> Section:
             offsets = [(moment - anchor) * 1e3 for moment in after]
             series[cls.key].append(offsets)
             first = after[0]
-            _extend(burst, cls.key, [sum(1 for t in after if t - first < interval / 2)])
+            _extend(burst, cls.key, [min(b - a for a, b in itertools.pairwise(after)) * 1e3])
             _extend(first_late, cls.key, [(first - anchor - interval) * 1e3])
             later = [((t - anchor) % interval) * 1e3 for t in after[2:]] or [0.0]
             _extend(phase, cls.key, [statistics.median(later)])
@@ -872,11 +872,11 @@ def stall(bench: Bench) -> Section:
         ),
         rows=[
             Row(
-                "burst",
-                "ticks fired within half an interval after the stall",
-                "ticks",
+                "min_gap",
+                "shortest gap between two ticks after the stall",
+                "ms",
                 burst,
-                "1: no catch-up burst; more: the design fired the missed ticks back to back.",
+                "About 0: a tick fired back to back with the late one (a catch-up tick).",
                 ratio=False,
             ),
             Row(
