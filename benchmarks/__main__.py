@@ -109,6 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for target in report["targets"]:
         verdict = "holds" if target["holds"] else "DOES NOT HOLD"
         print(f"{verdict:>13}: {target['name']}: {target['measured']}")
+    for figure in report["figures"]:
+        verdict = "met" if figure["met"] else "NOT MET"
+        print(
+            f"{verdict:>13}: {figure['name']}: {figure['measured']} against "
+            f"{figure['floor']}: {figure['ratio']:.2f}x (goal {figure['goal']})"
+        )
     print(f"wrote {json_path} and {markdown_path}" + (" and the plot" if report["plot"] else ""))
     return 0
 

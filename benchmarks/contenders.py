@@ -1,14 +1,21 @@
-"""The four designs under test, each driving the same pool through the same runtime.
+"""The designs under test, each driving the same pool through the same runtime.
 
 1. :class:`HealthTickerContender`: ``lilbee_ticker.HealthTicker`` as shipped.
-2. :class:`AsyncioLoopContender`: the design HealthTicker replaced. A
+2. :class:`BareCoroutineContender`: the floor. A minimal thread whose clock
+   is a plain :class:`threading.Event` submits one bare coroutine per tick
+   (:func:`bare_tick`: survey, reap and every ping under one
+   :func:`asyncio.gather`) with :func:`asyncio.run_coroutine_threadsafe` on
+   the same loop, and waits with ``future.result()``. It does the same work
+   as HealthTicker with nothing else: no health records, no report, no
+   timeouts on the loop. Every figure of HealthTicker is read against it.
+3. :class:`AsyncioLoopContender`: the design HealthTicker replaced. A
    coroutine on its own event loop, in its own thread, sleeps
    ``interval_s``, then awaits each call it submits to the runtime, one
    after another (``await asyncio.wrap_future(runtime.submit(...))``). It is
    stopped by cancelling the future of that coroutine.
-3. :class:`TimerContender`: a :class:`threading.Timer` whose function runs a
+4. :class:`TimerContender`: a :class:`threading.Timer` whose function runs a
    tick and then arms the next timer, so each tick gets a new thread.
-4. :class:`APSchedulerContender`: an APScheduler 3.x ``BackgroundScheduler``
+5. :class:`APSchedulerContender`: an APScheduler 3.x ``BackgroundScheduler``
    with one interval job, as its documentation sets one up.
 
 Every design does the same pool work per tick: it reads, on the loop, which
@@ -43,9 +50,12 @@ __all__ = [
     "CONTENDERS",
     "APSchedulerContender",
     "AsyncioLoopContender",
+    "BareCoroutineContender",
     "Contender",
     "HealthTickerContender",
     "TimerContender",
+    "bare_tick",
+    "loop_of",
     "survey_and_reap",
     "tick_blocking",
 ]
@@ -64,6 +74,21 @@ async def survey_and_reap(pool: Pool) -> tuple[str, ...]:
         return ()
     reaped = set(await pool.reap_idle())
     return tuple(role for role in live if role not in reaped)
+
+
+async def bare_tick(pool: Pool) -> None:
+    """On the loop: the floor's whole tick, survey and reap, then every ping under one gather."""
+    live = await survey_and_reap(pool)
+    if live:
+        await asyncio.gather(*(pool.ping_role(role) for role in live), return_exceptions=True)
+
+
+def loop_of(runtime: object) -> asyncio.AbstractEventLoop:
+    """Return the event loop behind ``runtime`` (a ``LoopRuntime``, or a wrapper with ``.loop``)."""
+    loop = getattr(runtime, "loop", None)
+    if not isinstance(loop, asyncio.AbstractEventLoop):
+        raise TypeError(f"the floor needs the runtime's loop; {runtime!r} has no .loop")
+    return loop
 
 
 def tick_blocking(pool: Pool, runtime: Runtime, call_timeout_s: float) -> None:
@@ -186,23 +211,53 @@ def _thread_named(name: str) -> threading.Thread:
     raise LookupError(f"no running thread is named {name!r}")
 
 
+class _TimedTicker(HealthTicker):
+    """A HealthTicker that times each tick end to end, as a ``tick()`` caller waits for it.
+
+    ``TickReport.duration_s`` is stamped before the health bookkeeping, the
+    log event and the report's publication; this times all of them, from
+    the tick's start to its report being published: what ``tick()`` waits
+    for, less taking the tick slot. Measurement only.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.end_to_end: list[float] = []  # appended by the tick's thread only
+
+    def _tick(self) -> Any:
+        start = time.perf_counter()
+        try:
+            return super()._tick()
+        finally:
+            self.end_to_end.append(time.perf_counter() - start)
+
+
 class HealthTickerContender(Contender):
-    """``lilbee_ticker.HealthTicker``, started and stopped through its public API."""
+    """``lilbee_ticker.HealthTicker``, started and stopped through its public API.
+
+    Attributes:
+        app_event: Set it before :meth:`start` to pass the ticker a plain
+            :class:`threading.Event` of the application's as its ``stop_event``
+            (watched by lilbee_ticker's watcher thread), instead of letting
+            the ticker make its own.
+    """
 
     key = "health_ticker"
     label = "HealthTicker"
 
-    _ticker: HealthTicker | None = None
+    app_event = False
+    _ticker: _TimedTicker | None = None
     _thread: threading.Thread | None = None
     _seen = 0  # the number of the last report wait_for_ticks() saw
 
     def start(self) -> None:
         """Create the ticker and start its thread."""
-        self._ticker = HealthTicker(
+        self._ticker = _TimedTicker(
             self.pool,
             self.runtime,
             interval_s=self.interval_s,
             call_timeout_s=self.call_timeout_s,
+            stop_event=threading.Event() if self.app_event else None,
             name=self.name,
         )
         self._ticker.start()
@@ -213,14 +268,21 @@ class HealthTickerContender(Contender):
         ticker = self._started()
         if not ticker.stop(timeout=_GIVE_UP_S):
             raise RuntimeError(f"{self.name}: stop() did not end the thread in {_GIVE_UP_S}s")
-        return time.perf_counter()
+        ended = time.perf_counter()
+        self._keep_durations()
+        return ended
+
+    def _keep_durations(self) -> None:
+        # Once the thread has ended, end_to_end is complete; the ticks whose
+        # reports wait_for_ticks() saw are kept (not one a stop interrupted).
+        self.durations[:] = self._started().end_to_end[: self._seen]
 
     def stop_via_event(self) -> float:
         """Set the ticker's ``stop_event``, as an application-wide shutdown would; join it.
 
-        It is the ticker's own event, which cancels the tick in flight when set,
-        as ``stop()`` does; an event the application passes in would instead be
-        noticed within 25 ms, which this does not measure.
+        It is the ticker's own event unless :attr:`app_event` was set, in which
+        case it is the application's plain event, which lilbee_ticker's
+        watcher thread relays to the ticker.
         """
         ticker = self._started()
         assert self._thread is not None
@@ -230,13 +292,14 @@ class HealthTickerContender(Contender):
         if self._thread.is_alive():
             raise RuntimeError(f"{self.name}: the thread outlived its stop_event by {_GIVE_UP_S}s")
         ticker.stop()
+        self._keep_durations()
         return ended
 
     def wait_for_ticks(self, count: int, timeout: float) -> bool:
-        """Wait with ``HealthTicker.wait_for_tick()``, keeping each report's ``duration_s``.
+        """Wait with ``HealthTicker.wait_for_tick()``, keeping each tick's end-to-end time.
 
-        A report is published at the end of its tick, and the next tick is an
-        interval later, so this sees every tick unless the harness is starved.
+        The time is the whole tick, bookkeeping included (see
+        :class:`_TimedTicker`), not the report's ``duration_s``.
         """
         ticker = self._started()
         deadline = time.perf_counter() + timeout
@@ -249,13 +312,82 @@ class HealthTickerContender(Contender):
                 return False
             if report.number > self._seen:
                 self._seen = report.number
-                self.durations.append(report.duration_s)
         return True
 
-    def _started(self) -> HealthTicker:
+    def _started(self) -> _TimedTicker:
         if self._ticker is None:
             raise RuntimeError(f"{self.name}: start() first")
         return self._ticker
+
+
+class BareCoroutineContender(Contender):
+    """The floor: a plain thread submits :func:`bare_tick` and waits for its result.
+
+    The thread's clock is ``stop.wait(timeout)`` on a plain
+    :class:`threading.Event`, on a fixed-rate grid that skips missed slots.
+    Each tick is one :func:`asyncio.run_coroutine_threadsafe` on the
+    runtime's loop and one ``future.result(call_timeout_s)``. :meth:`stop`
+    sets the event and cancels the future in flight (which cancels the
+    gathered pings on the loop), then joins the thread.
+    """
+
+    key = "bare"
+    label = "bare coroutine"
+
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._loop = loop_of(self.runtime)
+        self._stop = threading.Event()
+        # _lock guards _current, so that stop() cancels the future in flight
+        # or the loop sees _stop set before it submits another.
+        self._lock = threading.Lock()
+        self._current: concurrent.futures.Future[None] | None = None
+        self._count = getattr(self.runtime, "count", None)  # CountingRuntime's tally
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        interval = self.interval_s
+        deadline = time.monotonic() + interval
+        while not self._stop.wait(max(0.0, deadline - time.monotonic())):
+            start = time.perf_counter()
+            with self._lock:
+                if self._stop.is_set():
+                    break
+                future = asyncio.run_coroutine_threadsafe(bare_tick(self.pool), self._loop)
+                self._current = future
+            if self._count is not None:
+                self._count()
+            try:
+                future.result(self.call_timeout_s)
+            except concurrent.futures.TimeoutError:
+                future.cancel()
+            except concurrent.futures.CancelledError:
+                pass
+            except Exception:
+                self.errors += 1
+                _log.exception("%s: tick failed", self.name)
+            self._record_tick(time.perf_counter() - start)
+            deadline += interval
+            now = time.monotonic()
+            while deadline <= now:  # skip missed slots: no catch-up burst
+                deadline += interval
+
+    def stop(self) -> float:
+        """Set the event, cancel the tick in flight, join the thread."""
+        if self._thread is None:
+            raise RuntimeError(f"{self.name}: start() first")
+        with self._lock:
+            self._stop.set()
+            current = self._current
+        if current is not None:
+            current.cancel()
+        self._thread.join(_GIVE_UP_S)
+        if self._thread.is_alive():
+            raise RuntimeError(f"{self.name}: the thread outlived stop() by {_GIVE_UP_S}s")
+        return time.perf_counter()
 
 
 class AsyncioLoopContender(Contender):
@@ -434,6 +566,7 @@ class APSchedulerContender(Contender):
 
 CONTENDERS: tuple[type[Contender], ...] = (
     HealthTickerContender,
+    BareCoroutineContender,
     AsyncioLoopContender,
     TimerContender,
     APSchedulerContender,

@@ -11,19 +11,21 @@ wake-up per tick.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import gc
 import itertools
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from benchmarks.contenders import Contender, HealthTickerContender
+from benchmarks.contenders import Contender, HealthTickerContender, bare_tick
 from benchmarks.pools import BenchPool, CountingRuntime
-from benchmarks.system import ThreadLedger, open_fds, process_counters, rss_bytes
-from lilbee_ticker import LoopRuntime
+from benchmarks.system import ThreadLedger, open_fds, process_counters, read_thread, rss_bytes
+from lilbee_ticker import HealthTicker, LoopRuntime
 
 __all__ = [
     "FULL",
@@ -33,10 +35,12 @@ __all__ = [
     "Section",
     "Sizes",
     "cadence",
+    "floor",
     "idle_cost",
     "overhead",
     "run_all",
     "scale",
+    "stall",
     "stop_latency",
     "tick_duration",
 ]
@@ -45,8 +49,8 @@ __all__ = [
 # declares the run broken.
 _GIVE_UP_S = 60.0
 
-# How long after a hung ping began the harness stops the ticker, so that the
-# ticker is surely waiting on it.
+# How long after a hung ping began the harness starts counting the ticker's
+# wake-ups during the hang, so that the ticker is surely waiting on it.
 _HANG_SETTLE_S = 0.01
 
 # Where in the interval after a tick the harness stops an idle ticker.
@@ -64,13 +68,26 @@ class Sizes:
 
     roles: tuple[int, ...] = (1, 8, 64)
     ping_ms: tuple[float, ...] = (0.0, 20.0)
+    floor_roles: tuple[int, ...] = (1, 64, 4096)
+    """Live roles of the floor section's instant-ping cells: one, few, many."""
+    floor_ping_ms: float = 5.0
+    """The ping of the floor section's slow cell, at the largest number of roles."""
+    floor_rounds: int = 5
+    floor_reps: tuple[int, ...] = (60, 20, 3)
+    """Back-to-back ticks per round, per design, for each of ``floor_roles``."""
+    hang_watch_s: float = 0.1
+    """How long the harness counts the ticker's wake-ups during a hung ping."""
+    stall_interval_s: float = 0.04
+    stall_intervals: float = 2.5
+    stall_repeats: int = 3
+    stall_ticks_after: int = 6
     tick_rounds: int = 3
     ticks_per_round: int = 10
     tick_round_budget_s: float = 1.5
     overhead_interval_s: float = 0.005
     overhead_rounds: int = 10
     overhead_ticks: int = 50
-    cadence_ticks: int = 500
+    cadence_ticks: int = 300
     cadence_interval_s: float = 0.010
     cadence_work_s: float = 0.002
     stop_interval_s: float = 0.05
@@ -83,9 +100,9 @@ class Sizes:
     idle_rounds: int = 3
     slow_ping_s: float = 0.2
     slow_ping_ticks: int = 4
-    scale_roles: int = 1000
-    scale_ticks: int = 8
-    scale_interval_s: float = 0.25
+    scale_roles: int = 4096
+    scale_ticks: int = 4
+    scale_interval_s: float = 0.6
     scale_tickers: int = 100
     scale_interval_many_s: float = 0.2
     scale_run_s: float = 1.5
@@ -97,6 +114,14 @@ FULL = Sizes()
 QUICK = Sizes(
     roles=(1, 4),
     ping_ms=(0.0, 10.0),
+    floor_roles=(1, 4, 64),
+    floor_ping_ms=2.0,
+    floor_rounds=1,
+    floor_reps=(3, 3, 2),
+    hang_watch_s=0.02,
+    stall_interval_s=0.02,
+    stall_repeats=1,
+    stall_ticks_after=3,
     tick_rounds=1,
     ticks_per_round=2,
     tick_round_budget_s=0.3,
@@ -213,6 +238,13 @@ class Bench:
         """The contenders' keys, in order."""
         return [contender.key for contender in self.contenders]
 
+    @property
+    def loop_thread(self) -> threading.Thread:
+        """The shared runtime's loop thread."""
+        thread = self._runtime.thread
+        assert thread is not None, "use the Bench as a context manager"
+        return thread
+
     def pool(self, roles: int, **options: Any) -> BenchPool:
         """Return a :class:`BenchPool` on the shared runtime's loop."""
         thread = self._runtime.thread
@@ -245,12 +277,21 @@ class Bench:
         interval_s: float,
         call_timeout_s: float = 5.0,
         record_retired: bool = False,
+        app_event: bool = False,
     ) -> Iterator[Session]:
-        """Start a contender on ``pool``; stop and close it on exit, and check it left nothing."""
+        """Start a contender on ``pool``; stop and close it on exit, and check it left nothing.
+
+        ``app_event`` passes a HealthTicker a plain application event as its
+        ``stop_event`` (see :attr:`HealthTickerContender.app_event`).
+        """
         gc.collect()
         existing = {thread.ident for thread in threading.enumerate() if thread.ident is not None}
         contender = self.make(cls, pool, interval_s=interval_s, call_timeout_s=call_timeout_s)
         contender.record_retired = record_retired
+        if app_event:
+            if not isinstance(contender, HealthTickerContender):
+                raise TypeError(f"only HealthTicker takes a stop_event, not {cls.label}")
+            contender.app_event = True
         session = Session(contender, ThreadLedger(existing, contender.retired))
         contender.start()
         try:
@@ -363,6 +404,7 @@ def overhead(bench: Bench) -> Section:
     """CPU, submissions and wake-ups per tick with one live role and a no-op ping."""
     sizes = bench.sizes
     cpu, submits, wakeups = _per_contender(bench), _per_contender(bench), _per_contender(bench)
+    thread_cpu, thread_wakeups = _per_contender(bench), _per_contender(bench)
     pool = bench.pool(1, ping_s=0.0)
     warmup = 5
     for round_number in range(sizes.overhead_rounds):
@@ -371,8 +413,9 @@ def overhead(bench: Bench) -> Section:
             pool.reset()
             first = pool.at_survey(warmup)
             last = pool.at_survey(warmup + sizes.overhead_ticks)
-            with bench.session(cls, pool, interval_s=sizes.overhead_interval_s):
+            with bench.session(cls, pool, interval_s=sizes.overhead_interval_s) as session:
                 _wait(first, cls)
+                session.ledger.begin()
                 before, submits_before, surveys_before = (
                     process_counters(),
                     bench.runtime.submits,
@@ -384,8 +427,11 @@ def overhead(bench: Bench) -> Section:
                     bench.runtime.submits,
                     pool.surveys,
                 )
+                own = session.ledger.end()
             ticks = surveys_after - surveys_before
             used = after - before
+            _extend(thread_cpu, cls.key, [own.cpu_s / ticks * 1e6])
+            _extend(thread_wakeups, cls.key, [own.voluntary / ticks])
             _extend(cpu, cls.key, [used.cpu_s / ticks * 1e6])
             _extend(wakeups, cls.key, [used.voluntary / ticks])
             _extend(submits, cls.key, [(submits_after - submits_before) / ticks])
@@ -398,9 +444,25 @@ def overhead(bench: Bench) -> Section:
             f"{sizes.overhead_ticks} ticks, {sizes.overhead_rounds} samples per contender. "
             "CPU and wake-ups count every thread of the process (the runtime's loop included, "
             "which does the same work for all); a wake-up is a voluntary context switch, the "
-            "price of each hop between threads."
+            "price of each hop between threads. The ticker's own threads are those the "
+            "design started (HealthTicker's thread, the floor's thread, the asyncio design's "
+            "loop thread, the Timer threads, APScheduler's threads)."
         ),
         rows=[
+            Row(
+                "thread_cpu_per_tick",
+                "CPU per tick, the ticker's own thread(s)",
+                "µs",
+                thread_cpu,
+                "The issue's ticker-thread CPU figure: HealthTicker's thread against the "
+                "floor's minimal Event-loop thread doing the same one submit per tick.",
+            ),
+            Row(
+                "thread_wakeups_per_tick",
+                "wake-ups per tick, the ticker's own thread(s)",
+                "switches",
+                thread_wakeups,
+            ),
             Row("cpu_per_tick", "CPU per tick, all threads", "µs", cpu),
             Row("submits_per_tick", "runtime.submit() calls per tick", "calls", submits),
             Row("wakeups_per_tick", "thread wake-ups per tick, all threads", "switches", wakeups),
@@ -473,87 +535,374 @@ def stop_latency(bench: Bench) -> Section:
     """From the stop call (or setting the event) to the ticker and its work having ended."""
     sizes = bench.sizes
     reference = bench.contenders[0]
-    idle, idle_event = _per_contender(bench), _only(bench, reference.key)
-    hung, hung_cancelled = _per_contender(bench), _per_contender(bench)
-    hung_event, hung_event_cancelled = _only(bench, reference.key), _only(bench, reference.key)
-    # (contender, stopped through its stop_event?)
-    variants = [(cls, False) for cls in bench.contenders]
+    modes = ("stop", "own_event", "app_event")
+    idle = {
+        mode: _per_contender(bench) if mode == "stop" else _only(bench, reference.key)
+        for mode in modes
+    }
+    hung = {
+        mode: _per_contender(bench) if mode == "stop" else _only(bench, reference.key)
+        for mode in modes
+    }
+    cancelled = {
+        mode: _per_contender(bench) if mode == "stop" else _only(bench, reference.key)
+        for mode in modes
+    }
+    wakeups = {
+        mode: _per_contender(bench) if mode == "stop" else _only(bench, reference.key)
+        for mode in modes
+    }
+    # (contender, how it is stopped): stop() for all; for HealthTicker also by
+    # setting its own stop_event, and by setting an application's plain event
+    # passed in as its stop_event.
+    variants = [(cls, "stop") for cls in bench.contenders]
     if issubclass(reference, HealthTickerContender):
-        variants.append((reference, True))
+        variants += [(reference, "own_event"), (reference, "app_event")]
 
     pool = bench.pool(1, ping_s=0.0)
     for repeat in range(sizes.stop_idle_repeats):
         bench.progress(f"stop latency, idle: repeat {repeat + 1} of {sizes.stop_idle_repeats}")
-        for cls, via_event in variants:
+        for cls, mode in variants:
             pool.reset()
-            with bench.session(cls, pool, interval_s=sizes.stop_interval_s) as session:
+            with bench.session(
+                cls, pool, interval_s=sizes.stop_interval_s, app_event=mode == "app_event"
+            ) as session:
                 if not session.contender.wait_for_ticks(1, _GIVE_UP_S):
                     raise RuntimeError(f"{cls.label} did not tick in {_GIVE_UP_S}s")
                 time.sleep(sizes.stop_interval_s * _IDLE_STOP_FRACTION)
                 begun = time.perf_counter()
-                ended = session.stop_via_event() if via_event else session.stop()
-            _extend(idle_event if via_event else idle, cls.key, [(ended - begun) * 1e3])
+                ended = session.stop() if mode == "stop" else session.stop_via_event()
+            _extend(idle[mode], cls.key, [(ended - begun) * 1e3])
 
     pool = bench.pool(1, hang=True)
     for repeat in range(sizes.stop_hung_repeats):
         bench.progress(f"stop latency, hung ping: repeat {repeat + 1} of {sizes.stop_hung_repeats}")
-        for cls, via_event in variants:
+        for cls, mode in variants:
             pool.reset()
             with bench.session(
-                cls, pool, interval_s=sizes.stop_interval_s, call_timeout_s=sizes.call_timeout_s
+                cls,
+                pool,
+                interval_s=sizes.stop_interval_s,
+                call_timeout_s=sizes.call_timeout_s,
+                app_event=mode == "app_event",
             ) as session:
                 if not pool.hang_started.wait(_GIVE_UP_S):
                     raise RuntimeError(f"{cls.label} did not ping in {_GIVE_UP_S}s")
                 time.sleep(_HANG_SETTLE_S)
+                # A design that polls while a call hangs wakes here; one that
+                # waits for the call's answer or its stop does not.
+                session.ledger.begin()
+                time.sleep(sizes.hang_watch_s)
+                woken = session.ledger.end().voluntary
                 begun = time.perf_counter()
-                ended = session.stop_via_event() if via_event else session.stop()
+                ended = session.stop() if mode == "stop" else session.stop_via_event()
                 if not pool.hang_cancelled.wait(_GIVE_UP_S):
                     raise RuntimeError(f"{cls.label} never cancelled the hung ping")
             assert pool.hang_cancelled_at is not None
-            cancelled = (pool.hang_cancelled_at - begun) * 1e3
-            _extend(hung_event if via_event else hung, cls.key, [(ended - begun) * 1e3])
-            _extend(hung_event_cancelled if via_event else hung_cancelled, cls.key, [cancelled])
+            _extend(hung[mode], cls.key, [(ended - begun) * 1e3])
+            _extend(cancelled[mode], cls.key, [(pool.hang_cancelled_at - begun) * 1e3])
+            _extend(wakeups[mode], cls.key, [float(woken)])
 
     event_note = "Only HealthTicker has a stop event to set."
+    app_note = (
+        "A plain threading.Event of the application's, passed as stop_event: the issue's "
+        "stop figure. lilbee_ticker's watcher thread relays it to the ticker."
+    )
+    watch_ms = f"{sizes.hang_watch_s * 1e3:g} ms"
     return Section(
         key="stop_latency",
         title="Stop latency",
         description=(
             "From the stop call to the ticker having really ended: HealthTicker.stop() until "
-            "its thread has ended; the asyncio design's future.cancel() until its task is done "
+            "its thread has ended; the floor's event set plus future.cancel() until its thread "
+            "has ended; the asyncio design's future.cancel() until its task is done "
             "(cancel() itself returns at once); Timer.cancel() plus joining its threads; "
             "BackgroundScheduler.shutdown(wait=True), which joins its threads. Idle: "
             f"{_IDLE_STOP_FRACTION:g} of a {sizes.stop_interval_s * 1e3:g} ms interval after "
-            f"a tick, {_plural(sizes.stop_idle_repeats, 'repeat')}. Hung ping: "
-            f"{_HANG_SETTLE_S * 1e3:g} ms after a ping that never answers began, with a "
+            f"a tick, {_plural(sizes.stop_idle_repeats, 'repeat')}. Hung ping: a ping that "
+            f"never answers began; its wake-ups are counted over {watch_ms} from "
+            f"{_HANG_SETTLE_S * 1e3:g} ms into it, then the ticker is stopped; "
             f"{sizes.call_timeout_s:g} s call timeout where the design has one, "
             f"{_plural(sizes.stop_hung_repeats, 'repeat')}."
         ),
         rows=[
-            Row("idle", "idle: stop → ticker ended", "ms", idle),
-            Row("idle_event", "idle: set stop_event → thread ended", "ms", idle_event, event_note),
-            Row("hung", "hung ping: stop → ticker ended", "ms", hung),
+            Row("idle", "idle: stop → ticker ended", "ms", idle["stop"]),
+            Row(
+                "idle_event",
+                "idle: set own stop_event → thread ended",
+                "ms",
+                idle["own_event"],
+                event_note,
+            ),
+            Row(
+                "idle_app_event",
+                "idle: set app's stop_event → thread ended",
+                "ms",
+                idle["app_event"],
+                app_note,
+            ),
+            Row("hung", "hung ping: stop → ticker ended", "ms", hung["stop"]),
             Row(
                 "hung_cancelled",
                 "hung ping: stop → ping cancelled on the loop",
                 "ms",
-                hung_cancelled,
+                cancelled["stop"],
             ),
             Row(
                 "hung_event",
-                "hung ping: set stop_event → thread ended",
+                "hung ping: set own stop_event → thread ended",
                 "ms",
-                hung_event,
+                hung["own_event"],
                 event_note,
             ),
             Row(
                 "hung_event_cancelled",
-                "hung ping: set stop_event → ping cancelled",
+                "hung ping: set own stop_event → ping cancelled",
                 "ms",
-                hung_event_cancelled,
+                cancelled["own_event"],
                 event_note,
             ),
+            Row(
+                "hung_app_event",
+                "hung ping: set app's stop_event → thread ended",
+                "ms",
+                hung["app_event"],
+                app_note,
+            ),
+            Row(
+                "hung_app_event_cancelled",
+                "hung ping: set app's stop_event → ping cancelled",
+                "ms",
+                cancelled["app_event"],
+                app_note,
+            ),
+            Row(
+                "hang_wakeups",
+                f"hung ping: ticker thread(s) wake-ups in {watch_ms}",
+                "switches",
+                wakeups["stop"],
+                ratio=False,
+            ),
+            Row(
+                "hang_wakeups_app_event",
+                f"hung ping, app's stop_event: ticker thread(s) wake-ups in {watch_ms}",
+                "switches",
+                wakeups["app_event"],
+                app_note + f" A 25 ms poll would show about {sizes.hang_watch_s / 0.025:g} here.",
+                ratio=False,
+            ),
         ],
+    )
+
+
+def floor(bench: Bench) -> Section:
+    """HealthTicker's ``tick()`` against the floor, the same work as one bare coroutine.
+
+    Both run back to back from the harness thread, alternating tick by tick,
+    on the same loop and pools: ``tick()`` on a HealthTicker that is not
+    started, and ``asyncio.run_coroutine_threadsafe(bare_tick(pool),
+    loop).result()``. The wall time is what the caller waits for. The loop
+    time held is the loop thread's CPU time across the call (schedstat; the
+    loop does nothing else meanwhile), and HealthTicker's own
+    ``TickReport.loop_busy_s``.
+    """
+    sizes = bench.sizes
+    reference, floor_key = bench.keys[0], "bare"
+    loop = bench.runtime.loop
+    loop_thread = bench.loop_thread
+    assert loop_thread.native_id is not None
+    loop_tid = loop_thread.native_id
+    largest = sizes.floor_roles[-1]
+    cells = [
+        (roles, 0.0, reps) for roles, reps in zip(sizes.floor_roles, sizes.floor_reps, strict=True)
+    ]
+    cells.append((largest, sizes.floor_ping_ms, sizes.floor_reps[-1]))
+    keys = (reference, floor_key)
+    wall = {cell[:2]: _only_many(bench, keys) for cell in cells}
+    held = {cell[:2]: _only_many(bench, keys) for cell in cells}
+    busy = {cell[:2]: _only(bench, reference) for cell in cells}
+    setups: dict[tuple[int, float], tuple[BenchPool, HealthTicker]] = {}
+    for roles, ping_ms, _ in cells:
+        pool = bench.pool(roles, ping_s=ping_ms / 1e3)
+        ticker = HealthTicker(
+            pool, bench.runtime, interval_s=3600.0, call_timeout_s=5.0, name=f"bench-floor-{roles}"
+        )
+        ticker.tick()  # the first tick creates every health record: warm-up
+        asyncio.run_coroutine_threadsafe(bare_tick(pool), loop).result(_GIVE_UP_S)
+        setups[roles, ping_ms] = (pool, ticker)
+
+    def loop_cpu() -> float:
+        counters = read_thread(loop_tid)
+        assert counters is not None
+        return counters.cpu_s
+
+    try:
+        for round_number in range(sizes.floor_rounds):
+            for roles, ping_ms, reps in cells:
+                bench.progress(
+                    f"floor: round {round_number + 1}, {roles} roles x {ping_ms:g} ms, "
+                    f"{reps} ticks each"
+                )
+                pool, ticker = setups[roles, ping_ms]
+                gc.collect()
+                for _ in range(reps):
+                    before = loop_cpu()
+                    begun = time.perf_counter()
+                    report = ticker.tick()
+                    took = time.perf_counter() - begun
+                    after = loop_cpu()
+                    if report.failed or report.snapshot_error or report.loop_error:
+                        raise RuntimeError(f"floor: HealthTicker's tick failed: {report}")
+                    _extend(wall[roles, ping_ms], reference, [took * 1e3])
+                    _extend(held[roles, ping_ms], reference, [(after - before) * 1e3])
+                    if report.loop_busy_s is not None:
+                        _extend(busy[roles, ping_ms], reference, [report.loop_busy_s * 1e3])
+
+                    before = loop_cpu()
+                    begun = time.perf_counter()
+                    future = asyncio.run_coroutine_threadsafe(bare_tick(pool), loop)
+                    future.result(_GIVE_UP_S)
+                    took = time.perf_counter() - begun
+                    after = loop_cpu()
+                    _extend(wall[roles, ping_ms], floor_key, [took * 1e3])
+                    _extend(held[roles, ping_ms], floor_key, [(after - before) * 1e3])
+                if pool.violations:
+                    raise AssertionError("floor: the pool was touched off the loop thread")
+    finally:
+        for _, ticker in setups.values():
+            ticker.stop()
+
+    note = "Only HealthTicker and its floor run here: the others are in the tables above."
+    rows: list[Row] = []
+    for roles, ping_ms, _ in cells:
+        name = f"{roles} live role{'s' if roles > 1 else ''}, " + (
+            f"{ping_ms:g} ms ping" if ping_ms else "instant ping"
+        )
+        cell_id = _floor_id(roles, ping_ms)
+        rows += [
+            Row(cell_id, f"{name}: tick() end to end", "ms", wall[roles, ping_ms], note),
+            Row(
+                f"{cell_id}_loop_cpu",
+                f"{name}: loop time held per tick (loop thread CPU)",
+                "ms",
+                held[roles, ping_ms],
+                note,
+            ),
+            Row(
+                f"{cell_id}_loop_busy",
+                f"{name}: loop time held per tick (report.loop_busy_s)",
+                "ms",
+                busy[roles, ping_ms],
+                "HealthTicker's own meter of the time its steps ran on the loop.",
+            ),
+        ]
+    return Section(
+        key="floor",
+        title="Against the floor: tick() end to end",
+        description=(
+            "HealthTicker.tick() called from a plain thread, against its floor: the same work "
+            "(survey, reap_idle(), every ping under one asyncio.gather) as one bare coroutine "
+            "submitted with asyncio.run_coroutine_threadsafe on the same loop and waited with "
+            "future.result(). The two alternate tick by tick; "
+            f"{_plural(sizes.floor_rounds, 'round')} of "
+            + ", ".join(
+                f"{reps} ticks at {roles} role{'s' if roles > 1 else ''}"
+                for roles, _, reps in cells
+            )
+            + " per design. Each ticker's first tick (which creates its health records) is a "
+            "warm-up. Loop time held: the loop thread's CPU (schedstat) from just before the "
+            "submit to just after the caller has the result; the loop serves nothing else."
+        ),
+        rows=rows,
+    )
+
+
+def _floor_id(roles: int, ping_ms: float) -> str:
+    return f"roles{roles}_" + (f"ping{ping_ms:g}ms" if ping_ms else "instant")
+
+
+def _only_many(bench: Bench, keys: Sequence[str]) -> dict[str, list[float] | None]:
+    return {other: ([] if other in keys else None) for other in bench.keys}
+
+
+def stall(bench: Bench) -> Section:
+    """Cadence under load: block the loop for 2.5 intervals and see when the next ticks come."""
+    sizes = bench.sizes
+    interval = sizes.stall_interval_s
+    stall_s = interval * sizes.stall_intervals
+    loop = bench.runtime.loop
+    before_ticks = 4
+    burst, first_late, phase, skipped = (_per_contender(bench) for _ in range(4))
+    series: dict[str, list[list[float]]] = {key: [] for key in bench.keys}
+    pool = bench.pool(1, ping_s=0.0)
+    for repeat in range(sizes.stall_repeats):
+        for cls in bench.contenders:
+            bench.progress(f"stall: {cls.label}, repeat {repeat + 1} of {sizes.stall_repeats}")
+            pool.reset()
+            last = before_ticks + sizes.stall_ticks_after
+            with bench.session(cls, pool, interval_s=interval):
+                _wait(pool.at_survey(before_ticks), cls)
+                anchor = pool.survey_times[before_ticks - 1]
+                _sleep_until(anchor + _IDLE_STOP_FRACTION * interval)
+                # The loop runs nothing else for stall_s: a GC pause, a
+                # synchronous call in a request handler, a loaded machine.
+                loop.call_soon_threadsafe(time.sleep, stall_s)
+                _wait_long(pool.at_survey(last), cls, (sizes.stall_ticks_after + 3) * interval)
+            after = pool.survey_times[before_ticks:last]
+            offsets = [(moment - anchor) * 1e3 for moment in after]
+            series[cls.key].append(offsets)
+            first = after[0]
+            _extend(burst, cls.key, [min(b - a for a, b in itertools.pairwise(after)) * 1e3])
+            _extend(first_late, cls.key, [(first - anchor - interval) * 1e3])
+            later = [((t - anchor) % interval) * 1e3 for t in after[2:]] or [0.0]
+            _extend(phase, cls.key, [statistics.median(later)])
+            slots = round((after[-1] - anchor) / interval)
+            _extend(skipped, cls.key, [float(slots - len(after))])
+    stall_ms = f"{stall_s * 1e3:g} ms"
+    return Section(
+        key="stall",
+        title="Cadence under load",
+        description=(
+            f"One live role, ticking every {interval * 1e3:g} ms. "
+            f"{_IDLE_STOP_FRACTION:g} of an interval after tick {before_ticks} reached the pool, "
+            f"the runtime's loop is blocked for {stall_ms} ({sizes.stall_intervals:g} "
+            f"intervals); the next {sizes.stall_ticks_after} ticks are timed against the old "
+            f"grid (tick {before_ticks} + k·interval). "
+            f"{_plural(sizes.stall_repeats, 'repeat')} per design."
+        ),
+        rows=[
+            Row(
+                "min_gap",
+                "shortest gap between two ticks after the stall",
+                "ms",
+                burst,
+                "About 0: a tick fired back to back with the late one (a catch-up tick).",
+                ratio=False,
+            ),
+            Row(
+                "first_late",
+                "first tick after the stall: late against its slot",
+                "ms",
+                first_late,
+                ratio=False,
+            ),
+            Row(
+                "phase",
+                "later ticks: phase against the old grid",
+                "ms",
+                phase,
+                f"0 or {interval * 1e3:g}: the old grid kept; in between: re-anchored.",
+                ratio=False,
+            ),
+            Row(
+                "skipped",
+                "grid slots without a tick",
+                "slots",
+                skipped,
+                ratio=False,
+            ),
+        ],
+        extra={"interval_ms": interval * 1e3, "stall_ms": stall_s * 1e3, "offsets_ms": series},
     )
 
 
@@ -782,9 +1131,11 @@ def _many_tickers(bench: Bench) -> list[Row]:
 
 
 SECTIONS: tuple[Callable[[Bench], Section], ...] = (
+    floor,
     tick_duration,
     overhead,
     cadence,
+    stall,
     stop_latency,
     idle_cost,
     scale,

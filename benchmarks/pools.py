@@ -180,6 +180,19 @@ class CountingRuntime:
         self._lock = threading.Lock()  # guards _submits
         self._submits = 0
 
+    def count(self) -> None:
+        """Count a coroutine submitted to the loop without :meth:`submit` (the floor's)."""
+        with self._lock:
+            self._submits += 1
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The wrapped runtime's loop, for the floor, which submits to it directly."""
+        loop = getattr(self._runtime, "loop", None)
+        if not isinstance(loop, asyncio.AbstractEventLoop):
+            raise TypeError(f"{self._runtime!r} has no event loop to share")
+        return loop
+
     @property
     def submits(self) -> int:
         """How many coroutines were submitted so far."""

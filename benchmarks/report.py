@@ -21,8 +21,10 @@ from benchmarks.measure import Section, Sizes
 
 __all__ = [
     "SCHEMA",
+    "Figure",
     "Target",
     "build",
+    "evaluate_figures",
     "evaluate_targets",
     "percentile",
     "render_markdown",
@@ -30,7 +32,7 @@ __all__ = [
     "write",
 ]
 
-SCHEMA = 1
+SCHEMA = 2
 """The version of the JSON layout; bump it when a key changes meaning."""
 
 # Samples are kept in the JSON with this many significant digits.
@@ -183,6 +185,111 @@ def evaluate_targets(
     return targets
 
 
+@dataclasses.dataclass(frozen=True)
+class Figure:
+    """One figure of issue 14's table: HealthTicker's value, its floor or peer, and the goal."""
+
+    name: str
+    measured: str
+    floor: str
+    ratio: float
+    goal: str
+    met: bool
+
+
+def evaluate_figures(sections: Mapping[str, Any], sizes: Sizes, reference: str) -> list[Figure]:
+    """Return issue 14's five figures, each as a ratio to its floor or peer, from one run.
+
+    The floor is the ``bare`` contender: the same work as one bare coroutine
+    submitted with ``asyncio.run_coroutine_threadsafe`` on the same loop.
+    """
+    floor_key = "bare"
+    one, few, many = sizes.floor_roles
+    slow = sizes.floor_ping_ms
+
+    def median(section: str, row_id: str, key: str) -> float:
+        return float(_cell(sections, section, row_id, key)["median"])
+
+    figures = []
+    ticker = median("floor", f"roles{one}_instant", reference)
+    bare = median("floor", f"roles{one}_instant", floor_key)
+    figures.append(
+        Figure(
+            f"tick() end to end, {one} live role, instant ping ÷ one bare round trip",
+            f"{ticker * 1e3:.0f} µs",
+            f"{bare * 1e3:.0f} µs",
+            ticker / bare,
+            "≤ 1.3x",
+            ticker / bare <= 1.3,
+        )
+    )
+    ticker = median("floor", f"roles{many}_ping{slow:g}ms", reference)
+    bare = median("floor", f"roles{many}_ping{slow:g}ms", floor_key)
+    figures.append(
+        Figure(
+            f"tick() end to end, {many} roles x {slow:g} ms ping ÷ bare survey+reap+gather",
+            f"{ticker:.1f} ms",
+            f"{bare:.1f} ms",
+            ticker / bare,
+            "≤ 1.5x",
+            ticker / bare <= 1.5,
+        )
+    )
+
+    def per_role(key: str, roles: int) -> float:
+        base = median("floor", f"roles{one}_instant", key)
+        return (median("floor", f"roles{roles}_instant", key) - base) / (roles - one)
+
+    ratio = per_role(reference, many) / per_role(reference, few)
+    bare_ratio = per_role(floor_key, many) / per_role(floor_key, few)
+    figures.append(
+        Figure(
+            f"per-role cost of tick() at {many} roles ÷ at {few} roles (instant pings)",
+            f"{per_role(reference, many) * 1e3:.1f} µs/role at {many}, "
+            f"{per_role(reference, few) * 1e3:.1f} µs/role at {few}",
+            f"the floor's own ratio: {bare_ratio:.2f}x "
+            f"({per_role(floor_key, many) * 1e3:.1f} and {per_role(floor_key, few) * 1e3:.1f} "
+            "µs/role)",
+            ratio,
+            "≤ 1.2x: linear",
+            ratio <= 1.2,
+        )
+    )
+
+    stop = _cell(sections, "stop_latency", "hung_app_event", reference)
+    cancelled = _cell(sections, "stop_latency", "hung_app_event_cancelled", reference)
+    woken = _cell(sections, "stop_latency", "hang_wakeups_app_event", reference)
+    bare_stop = _cell(sections, "stop_latency", "hung", floor_key)
+    worst = max(max(stop["samples"]), max(cancelled["samples"]))
+    most_woken = max(woken["samples"])
+    figures.append(
+        Figure(
+            "stop by setting an application's plain stop_event during a hung ping, p99",
+            f"{stop['p99']:.2f} ms to the thread ended, {cancelled['p99']:.2f} ms to the ping "
+            f"cancelled (worst {worst:.2f} ms); ticker thread wake-ups during "
+            f"{sizes.hang_watch_s * 1e3:g} ms of hang: at most {most_woken:g} "
+            f"(median {woken['median']:g})",
+            f"the floor's stop (event + future.cancel()): {bare_stop['p99']:.2f} ms p99",
+            max(stop["p99"], cancelled["p99"]) / bare_stop["p99"],
+            "≤ 2 ms, no polling wake-ups",
+            max(stop["p99"], cancelled["p99"]) <= 2.0 and most_woken == 0,
+        )
+    )
+    ticker = median("overhead", "thread_cpu_per_tick", reference)
+    bare = median("overhead", "thread_cpu_per_tick", floor_key)
+    figures.append(
+        Figure(
+            "ticker-thread CPU per tick ÷ a minimal Event-loop thread doing the same submit",
+            f"{ticker:.0f} µs",
+            f"{bare:.0f} µs",
+            ticker / bare,
+            "≤ 1.3x",
+            ticker / bare <= 1.3,
+        )
+    )
+    return figures
+
+
 def build(
     *,
     machine: Mapping[str, Any],
@@ -228,6 +335,7 @@ def build(
         (cls.key for cls in contenders if cls.pings_one_at_a_time), keys[min(1, len(keys) - 1)]
     )
     targets = evaluate_targets(built, sizes, reference, baseline)
+    figures = evaluate_figures(built, sizes, reference)
     return {
         "schema": SCHEMA,
         "mode": mode,
@@ -238,6 +346,9 @@ def build(
         "reference": reference,
         "sections": built,
         "targets": [dataclasses.asdict(target) for target in targets],
+        "figures": [
+            {**dataclasses.asdict(figure), "ratio": _round(figure.ratio)} for figure in figures
+        ],
         "notes": list(notes),
         "plot": None,
     }
@@ -306,6 +417,23 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         verdict = "yes" if target["holds"] else "**no**"
         lines.append(
             f"| {_cell_text(target['name'])} | {_cell_text(target['measured'])} | {verdict} |"
+        )
+    lines += [
+        "",
+        "## Issue 14's figures, against their floors",
+        "",
+        "The floor is the bare coroutine: the same work submitted with "
+        "`asyncio.run_coroutine_threadsafe` on the same loop, waited with `future.result()`.",
+        "",
+        "| Figure | HealthTicker | Floor or peer | Ratio | Goal | Met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for figure in report["figures"]:
+        verdict = "yes" if figure["met"] else "**no**"
+        lines.append(
+            f"| {_cell_text(figure['name'])} | {_cell_text(figure['measured'])} | "
+            f"{_cell_text(figure['floor'])} | {figure['ratio']:.2f}x | {figure['goal']} | "
+            f"{verdict} |"
         )
     header = "| Metric | Unit | " + " | ".join(labels[c["key"]] for c in contenders) + " |"
     rule = "|---|---|" + "---|" * len(contenders)
