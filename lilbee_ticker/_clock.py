@@ -49,15 +49,16 @@ def next_deadline(previous: float, now: float, interval: float) -> float:
     Deadlines stay on a fixed-rate grid (``previous + interval``), so a tick
     that took part of the interval does not push the next one back, and a
     tick that ends a little after the next deadline (a late wake-up on a busy
-    machine) is followed at once by the next, keeping the grid. When the
-    clock says the next deadline was missed by a whole interval or more (the
-    process was suspended, or the clock jumped forward) or lies more than an
-    interval ahead (the clock moved back, or stands still), the grid is
-    re-anchored at ``now + interval``: one tick, then the normal cadence,
-    never a burst of catch-up ticks.
+    machine, or a tick that ran a whole interval) is followed at once by the
+    next, keeping the grid. A stall longer than one interval (the tick ended
+    more than an interval after its own deadline: a blocked loop, a suspended
+    process, a clock that jumped forward) re-anchors the grid at
+    ``now + interval``, as does a deadline more than an interval ahead (the
+    clock moved back, or stands still): one tick, then the normal cadence,
+    never a catch-up tick for what the stall missed.
     """
     deadline = previous + interval
-    if now - interval < deadline <= now + interval:
+    if now - interval <= previous and deadline <= now + interval:
         return deadline
     return now + interval
 
