@@ -182,6 +182,17 @@ class CallBook:
         self.idle = threading.Event()
         self.idle.set()
 
+    def starting(self) -> None:
+        """Say that a call is about to start, before its task exists.
+
+        A task started eagerly (Python 3.12+) runs the pool's code before
+        :meth:`add_reap` or :meth:`add_ping` can record it; the ticker thread,
+        reading :attr:`idle` meanwhile, must already see a call in flight.
+        Both happen within one step of the loop, where no done-callback can
+        set :attr:`idle` again in between.
+        """
+        self.idle.clear()
+
     def add_reap(self, task: asyncio.Task[Any]) -> None:
         """Keep ``task`` as the reap in flight until it ends."""
         self.reap = task
@@ -463,6 +474,7 @@ async def _reap(job: TickJob) -> None:
     if not inspect.isawaitable(awaitable):
         state.reap_error = not_awaitable("reap_idle()", "reap_idle", awaitable)
         return
+    book.starting()
     reap = _start_task(LazyCoroutine(lambda: _reap_call(awaitable, state), state))
     _quiet(reap)
     state.reap_started = True
@@ -518,6 +530,7 @@ async def _ping_all(job: TickJob, live: tuple[str, ...]) -> None:
         if role in book.pings:
             outcomes[role] = CallTimeoutError(f"ping_role({role!r})", timeout, still_running=True)
             continue
+        book.starting()
         ping = _start_task(LazyCoroutine(_ping_factory(job, role, outcomes), state))
         _quiet(ping)
         book.add_ping(role, ping)

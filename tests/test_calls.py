@@ -124,3 +124,31 @@ def test_a_lazy_coroutine_never_started_leaves_nothing_to_warn_about() -> None:
 
 async def _await(coro: LazyCoroutine) -> object:
     return await asyncio.ensure_future(coro)
+
+
+def test_a_call_is_in_the_book_before_the_pools_code_runs() -> None:
+    """While the pool's reap and ping code runs, CallBook.idle already says a call is in flight.
+
+    On Python 3.12+ the tasks start eagerly, running the pool's code before
+    the task can be recorded: a stop() reading the book from another thread
+    in that moment must not take the ticker for idle.
+    """
+
+    class Observing(FakePool):
+        seen: list[tuple[str, bool]] = []  # noqa: RUF012 - filled by the one test
+
+        async def reap_idle(self) -> tuple[str, ...]:
+            self.seen.append(("reap_idle", book.idle.is_set()))
+            return await super().reap_idle()
+
+        async def ping_role(self, role: str) -> None:
+            self.seen.append(("ping_role", book.idle.is_set()))
+            await super().ping_role(role)
+
+    book = CallBook()
+
+    async def scenario() -> None:
+        await run_tick(_job(Observing(("embed",)), book))
+
+    asyncio.run(scenario())
+    assert Observing.seen == [("reap_idle", False), ("ping_role", False)]
