@@ -8,6 +8,7 @@ import dataclasses
 import enum
 import types
 from collections.abc import Mapping, Sequence
+from typing import Final
 
 from lilbee_ticker._report import TickReport
 
@@ -79,22 +80,88 @@ class RoleHealth:
 
 Transition = tuple[RoleHealth | None, RoleHealth]
 
+# One role's record as the book keeps it: a plain tuple of RoleHealth's
+# fields after ``role``, in order. Building one costs a small fraction of a
+# frozen dataclass, which matters at thousands of roles a tick; the public
+# RoleHealth objects are made from these only when somebody reads them.
+_Row = tuple[
+    HealthStatus,  # status
+    float,  # since
+    int,  # consecutive_failures
+    int,  # consecutive_successes
+    float | None,  # last_ok_at
+    float | None,  # last_failure_at
+    str | None,  # last_error
+    float | None,  # last_latency_s
+    int,  # pings
+    int,  # failures
+]
+_STATUS: Final = 0
+_SINCE: Final = 1
+_FAILS_IN_ROW: Final = 2
+_OKS_IN_ROW: Final = 3
+_LAST_OK: Final = 4
+_LAST_FAILURE: Final = 5
+_LAST_ERROR: Final = 6
+_LATENCY: Final = 7
+_PINGS: Final = 8
+_FAILURES: Final = 9
+
 _NO_RECORDS: Mapping[str, RoleHealth] = types.MappingProxyType({})
+_NO_ROWS: dict[str, _Row] = {}
+
+
+def _record(role: str, row: _Row) -> RoleHealth:
+    return RoleHealth(
+        role=role,
+        status=row[_STATUS],
+        since=row[_SINCE],
+        consecutive_failures=row[_FAILS_IN_ROW],
+        consecutive_successes=row[_OKS_IN_ROW],
+        last_ok_at=row[_LAST_OK],
+        last_failure_at=row[_LAST_FAILURE],
+        last_error=row[_LAST_ERROR],
+        last_latency_s=row[_LATENCY],
+        pings=row[_PINGS],
+        failures=row[_FAILURES],
+    )
 
 
 class HealthBook:
     """Applies each tick's evidence to the per-role records.
 
     :meth:`observe` is only ever called by the thread that holds the ticker's
-    tick slot, so it needs no lock. :attr:`records` is replaced, never
-    changed, so any thread may read it at any time and see a whole tick's
-    worth of records.
+    tick slot, so it needs no lock. It keeps each role's record as a row (a
+    tuple) and replaces the whole dict of rows once per tick, never changing
+    one it has published, so any thread may read at any time and see a whole
+    tick's worth of records. :attr:`records` turns the rows into
+    :class:`RoleHealth` objects on first read after a tick, and reuses the
+    object of every role whose row that tick left as it was.
     """
 
     def __init__(self, failure_threshold: int, success_threshold: int) -> None:
         self._failure_threshold = failure_threshold
         self._success_threshold = success_threshold
-        self.records: Mapping[str, RoleHealth] = _NO_RECORDS
+        self._rows: dict[str, _Row] = _NO_ROWS
+        # (the rows they were made from, the records): replaced whole by
+        # whichever reader makes them first; two readers racing make the
+        # same records, and either result may stay.
+        self._made: tuple[dict[str, _Row], Mapping[str, RoleHealth]] = (_NO_ROWS, _NO_RECORDS)
+
+    @property
+    def records(self) -> Mapping[str, RoleHealth]:
+        """The latest tick's records, read-only; made from the rows on first read."""
+        rows = self._rows
+        made_from, made = self._made
+        if made_from is rows:
+            return made
+        records: dict[str, RoleHealth] = {}
+        for role, row in rows.items():
+            same = made.get(role) if made_from.get(role) is row else None
+            records[role] = same if same is not None else _record(role, row)
+        result = types.MappingProxyType(records)
+        self._made = (rows, result)
+        return result
 
     def observe(
         self, report: TickReport, registered: Sequence[str] | None, now: float
@@ -102,91 +169,102 @@ class HealthBook:
         """Apply ``report`` and return the status transitions it caused, in role order.
 
         A tick that could not read the pool (``registered is None``) says
-        nothing about any role. The work is linear in the number of roles, and
-        a role the tick said nothing new about keeps its record object.
+        nothing about any role. The work is linear in the number of roles,
+        and a role the tick said nothing new about keeps its row.
         """
         if registered is None:
             return []
-        old = self.records
-        alive_after_reap = set(report.live).difference(report.reaped)
+        old = self._rows
+        reaped = report.reaped
         failed = report.failed
-        pinged = set(report.pinged)
-        gone = set(report.gone)
+        gone = report.gone
         latencies = report.latencies
+        dead = set(reaped).union(gone) if reaped or gone else ()
+        alive = set(report.live)
         ignore_cancelled = report.interrupted
-        records: dict[str, RoleHealth] = {}
-        transitions: list[Transition] = []
+        rows: dict[str, _Row] = {}
+        transitions: list[tuple[str, _Row | None, _Row]] = []
         for role in registered:
             previous = old.get(role)
-            record = previous or RoleHealth(role=role, status=HealthStatus.UNKNOWN, since=now)
-            error = failed.get(role)
-            if error is not None:
+            row = previous
+            if row is None:
+                row = (HealthStatus.UNKNOWN, now, 0, 0, None, None, None, None, 0, 0)
+            if failed and role in failed:
+                error = failed[role]
                 if not (ignore_cancelled and _cancelled(error)):
-                    record = self._failed(record, error, now)
-            elif role not in alive_after_reap or role in gone:
+                    row = self._failed(row, error, now)
+            elif role not in alive or role in dead:
                 # Not alive at the survey, reaped, or alive at the survey but
                 # not at its ping (crashed in between).
-                record = self._down(record, now)
-            elif role in pinged:
-                record = self._ok(record, latencies.get(role), now)
+                row = _down(row, now)
+            elif role in latencies:  # its ping succeeded
+                row = self._ok(row, latencies[role], now)
             # Otherwise the tick gave up before this role's ping: no evidence.
-            records[role] = record
-            if previous is None or previous.status is not record.status:
-                transitions.append((previous, record))
-        self.records = types.MappingProxyType(records)
-        return transitions
+            rows[role] = row
+            if previous is None or previous[_STATUS] is not row[_STATUS]:
+                transitions.append((role, previous, row))
+        self._rows = rows
+        return [
+            (None if before is None else _record(role, before), _record(role, after))
+            for role, before, after in transitions
+        ]
 
-    @property
-    def healthy(self) -> bool:
-        """True unless some role is :attr:`HealthStatus.UNHEALTHY`."""
-        return all(r.status is not HealthStatus.UNHEALTHY for r in self.records.values())
-
-    def _down(self, record: RoleHealth, now: float) -> RoleHealth:
-        if record.status is HealthStatus.DOWN:
-            return record
-        return dataclasses.replace(
-            record,
-            status=HealthStatus.DOWN,
-            since=now,
-            consecutive_failures=0,
-            consecutive_successes=0,
-        )
-
-    def _failed(self, record: RoleHealth, error: BaseException, now: float) -> RoleHealth:
-        failures_in_row = record.consecutive_failures + 1
-        if failures_in_row >= self._failure_threshold or record.status is HealthStatus.UNHEALTHY:
+    def _failed(self, row: _Row, error: BaseException, now: float) -> _Row:
+        failures_in_row = row[_FAILS_IN_ROW] + 1
+        old_status = row[_STATUS]
+        if failures_in_row >= self._failure_threshold or old_status is HealthStatus.UNHEALTHY:
             status = HealthStatus.UNHEALTHY
         else:
             status = HealthStatus.FAILING
-        return dataclasses.replace(
-            record,
-            status=status,
-            since=now if status is not record.status else record.since,
-            consecutive_failures=failures_in_row,
-            consecutive_successes=0,
-            last_failure_at=now,
-            last_error=_describe(error),
-            pings=record.pings + 1,
-            failures=record.failures + 1,
+        return (
+            status,
+            now if status is not old_status else row[_SINCE],
+            failures_in_row,
+            0,
+            row[_LAST_OK],
+            now,
+            _describe(error),
+            row[_LATENCY],
+            row[_PINGS] + 1,
+            row[_FAILURES] + 1,
         )
 
-    def _ok(self, record: RoleHealth, latency: float | None, now: float) -> RoleHealth:
-        successes_in_row = record.consecutive_successes + 1
-        recovering = record.status in (HealthStatus.FAILING, HealthStatus.UNHEALTHY)
-        if recovering and successes_in_row < self._success_threshold:
-            status = record.status
-        else:
-            status = HealthStatus.HEALTHY
-        return dataclasses.replace(
-            record,
-            status=status,
-            since=now if status is not record.status else record.since,
-            consecutive_failures=0,
-            consecutive_successes=successes_in_row,
-            last_ok_at=now,
-            last_latency_s=latency,
-            pings=record.pings + 1,
+    def _ok(self, row: _Row, latency: float, now: float) -> _Row:
+        successes_in_row = row[_OKS_IN_ROW] + 1
+        status = old_status = row[_STATUS]
+        if status is not HealthStatus.HEALTHY:
+            recovering = status is HealthStatus.FAILING or status is HealthStatus.UNHEALTHY
+            if not recovering or successes_in_row >= self._success_threshold:
+                status = HealthStatus.HEALTHY
+        return (
+            status,
+            now if status is not old_status else row[_SINCE],
+            0,
+            successes_in_row,
+            now,
+            row[_LAST_FAILURE],
+            row[_LAST_ERROR],
+            latency,
+            row[_PINGS] + 1,
+            row[_FAILURES],
         )
+
+
+def _down(row: _Row, now: float) -> _Row:
+    if row[_STATUS] is HealthStatus.DOWN:
+        return row
+    return (
+        HealthStatus.DOWN,
+        now,
+        0,
+        0,
+        row[_LAST_OK],
+        row[_LAST_FAILURE],
+        row[_LAST_ERROR],
+        row[_LATENCY],
+        row[_PINGS],
+        row[_FAILURES],
+    )
 
 
 def _cancelled(error: BaseException) -> bool:
