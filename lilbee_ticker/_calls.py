@@ -35,6 +35,7 @@ import asyncio
 import collections
 import collections.abc
 import enum
+import functools
 import inspect
 import sys
 import threading
@@ -183,27 +184,34 @@ class CallBook:
         self.idle.set()
 
     def starting(self) -> None:
-        """Say that a call is about to start, before its task exists.
+        """Say that calls are about to start, before their tasks exist.
 
         A task started eagerly (Python 3.12+) runs the pool's code before
         :meth:`add_reap` or :meth:`add_ping` can record it; the ticker thread,
         reading :attr:`idle` meanwhile, must already see a call in flight.
-        Both happen within one step of the loop, where no done-callback can
-        set :attr:`idle` again in between.
+        One call covers every task started within the same step of the loop,
+        where no done-callback can set :attr:`idle` again in between.
         """
-        self.idle.clear()
+        if self.idle.is_set():  # only this thread sets it: no race
+            self.idle.clear()
 
     def add_reap(self, task: asyncio.Task[Any]) -> None:
-        """Keep ``task`` as the reap in flight until it ends."""
+        """Keep ``task`` as the reap in flight until it ends; :meth:`starting` came first."""
         self.reap = task
-        self.idle.clear()
         task.add_done_callback(self._reap_done)
 
-    def add_ping(self, role: str, task: asyncio.Task[None]) -> None:
-        """Keep ``task`` as ``role``'s ping in flight until it ends."""
+    def add_ping(self, role: str, task: asyncio.Task[None], countdown: Countdown) -> None:
+        """Keep ``task`` as ``role``'s ping in flight until it ends; :meth:`starting` came first.
+
+        A ping still running is also counted in ``countdown``, which its end
+        counts down.
+        """
         self.pings[role] = task
-        self.idle.clear()
-        task.add_done_callback(lambda done: self._ping_done(role, done))
+        if task.done():
+            task.add_done_callback(functools.partial(self._ping_done, role, None))
+        else:
+            countdown.left += 1
+            task.add_done_callback(functools.partial(self._ping_done, role, countdown))
 
     def cancel_ping(self, task: asyncio.Task[None]) -> None:
         """Cancel a ping of ours, remembering that its CancelledError is ours."""
@@ -238,17 +246,46 @@ class CallBook:
         if self.abandoned is task:
             self.abandoned = None
             self.late.append(outcome)
-        self._settle_idle()
+        self.settle_idle()
 
-    def _ping_done(self, role: str, task: asyncio.Task[None]) -> None:
+    def _ping_done(self, role: str, countdown: Countdown | None, task: asyncio.Task[None]) -> None:
         if self.pings.get(role) is task:
             del self.pings[role]
         self._cancelling.discard(task)
-        self._settle_idle()
+        if countdown is not None:
+            countdown.one_ended()
+        self.settle_idle()
 
-    def _settle_idle(self) -> None:
+    def settle_idle(self) -> None:
+        """Set :attr:`idle` if no call is in flight."""
         if self.reap is None and not self.pings:
             self.idle.set()
+
+
+class Countdown:
+    """Wakes a tick waiting for its pings when the last one ends, or at the deadline.
+
+    One waiter future and one timer for all of a tick's pings, where
+    ``asyncio.wait`` would add and then remove a callback of its own on each.
+    Used on the loop thread only.
+    """
+
+    __slots__ = ("left", "waiter")
+
+    def __init__(self, waiter: asyncio.Future[None]) -> None:
+        self.waiter = waiter
+        self.left = 0  # pings still running
+
+    def one_ended(self) -> None:
+        """A ping counted here has ended."""
+        self.left -= 1
+        if self.left == 0:
+            self.wake()
+
+    def wake(self) -> None:
+        """Wake the waiting tick (the last ping ended, or the deadline came)."""
+        if not self.waiter.done():
+            self.waiter.set_result(None)
 
 
 class TickJob:
@@ -475,7 +512,7 @@ async def _reap(job: TickJob) -> None:
         state.reap_error = not_awaitable("reap_idle()", "reap_idle", awaitable)
         return
     book.starting()
-    reap = _start_task(LazyCoroutine(lambda: _reap_call(awaitable, state), state))
+    reap = _start_task(LazyCoroutine(functools.partial(_reap_call, awaitable, state), state))
     _quiet(reap)
     state.reap_started = True
     book.add_reap(reap)
@@ -526,37 +563,45 @@ async def _ping_all(job: TickJob, live: tuple[str, ...]) -> None:
     outcomes: dict[str, PingOutcome] = dict.fromkeys(targets)
     state.outcomes = outcomes
     tasks: dict[str, asyncio.Task[None]] = {}
-    for role in targets:
-        if role in book.pings:
-            outcomes[role] = CallTimeoutError(f"ping_role({role!r})", timeout, still_running=True)
-            continue
-        book.starting()
-        ping = _start_task(LazyCoroutine(_ping_factory(job, role, outcomes), state))
-        _quiet(ping)
-        book.add_ping(role, ping)
-        tasks[role] = ping
-    if not tasks:
-        return
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    running = [ping for ping in tasks.values() if not ping.done()]
-    try:
-        # Pings started eagerly (Python 3.12+) that are already done need
-        # no wait, no timer and no loop iteration at all.
-        pending = (await asyncio.wait(running, timeout=timeout))[1] if running else set()
-    except asyncio.CancelledError:
-        # The tick itself was cancelled (a stop, or the runtime shutting
-        # down): take its probes down with it.
-        for ping in tasks.values():
-            book.cancel_ping(ping)
-        raise
+    countdown = Countdown(loop.create_future())
+    busy = book.pings
+    book.starting()
+    for role in targets:
+        if role in busy:
+            outcomes[role] = CallTimeoutError(f"ping_role({role!r})", timeout, still_running=True)
+            continue
+        ping = _start_task(LazyCoroutine(functools.partial(_ping, job, role, outcomes), state))
+        ping._log_destroy_pending = False  # type: ignore[attr-defined]  # see _quiet
+        book.add_ping(role, ping, countdown)
+        tasks[role] = ping
+    if not tasks:
+        book.settle_idle()  # no call started after all
+        return
+    pending = False
+    # Pings started eagerly (Python 3.12+) that are already done need no
+    # wait, no timer and no loop iteration at all.
+    if countdown.left:
+        timer = loop.call_at(deadline, countdown.wake)
+        try:
+            await countdown.waiter
+        except asyncio.CancelledError:
+            # The tick itself was cancelled (a stop, or the runtime shutting
+            # down): take its probes down with it.
+            for ping in tasks.values():
+                book.cancel_ping(ping)
+            raise
+        finally:
+            timer.cancel()
+        pending = not all(ping.done() for ping in tasks.values())
     late = loop.time() - deadline if pending else 0.0
     if late > late_grace(timeout):
         # The loop woke this late for the deadline: it was blocked, and the
         # pings still running may only have needed it to run. Not their fault.
         state.loop_late = ("pings", late)
     for role, ping in tasks.items():
-        if ping in pending:
+        if not ping.done():
             if state.loop_late is None:
                 # The verdict first, then the cancel: whatever the ping does
                 # when cancelled cannot change it.
@@ -640,12 +685,6 @@ def not_awaitable(call: str, member: str, value: object) -> TypeError:
         f"{call} returned {value!r} (a {type(value).__name__}), not an awaitable: make "
         f"{member} an async def (a coroutine function), as the lilbee_ticker.Pool protocol says"
     )
-
-
-def _ping_factory(
-    job: TickJob, role: str, outcomes: dict[str, PingOutcome]
-) -> Callable[[], collections.abc.Coroutine[Any, Any, None]]:
-    return lambda: _ping(job, role, outcomes)
 
 
 def _end_the_loop_if_fatal(error: BaseException) -> bool:
