@@ -200,18 +200,10 @@ class CallBook:
         self.reap = task
         task.add_done_callback(self._reap_done)
 
-    def add_ping(self, role: str, task: asyncio.Task[None], countdown: Countdown) -> None:
-        """Keep ``task`` as ``role``'s ping in flight until it ends; :meth:`starting` came first.
-
-        A ping still running is also counted in ``countdown``, which its end
-        counts down.
-        """
+    def add_ping(self, role: str, task: asyncio.Task[None]) -> None:
+        """Keep ``task`` as ``role``'s ping in flight until it ends; :meth:`starting` came first."""
         self.pings[role] = task
-        if task.done():
-            task.add_done_callback(functools.partial(self._ping_done, role, None))
-        else:
-            countdown.left += 1
-            task.add_done_callback(functools.partial(self._ping_done, role, countdown))
+        task.add_done_callback(functools.partial(self._ping_done, role))
 
     def cancel_ping(self, task: asyncio.Task[None]) -> None:
         """Cancel a ping of ours, remembering that its CancelledError is ours."""
@@ -248,12 +240,10 @@ class CallBook:
             self.late.append(outcome)
         self.settle_idle()
 
-    def _ping_done(self, role: str, countdown: Countdown | None, task: asyncio.Task[None]) -> None:
+    def _ping_done(self, role: str, task: asyncio.Task[None]) -> None:
         if self.pings.get(role) is task:
             del self.pings[role]
         self._cancelling.discard(task)
-        if countdown is not None:
-            countdown.one_ended()
         self.settle_idle()
 
     def settle_idle(self) -> None:
@@ -263,29 +253,55 @@ class CallBook:
 
 
 class Countdown:
-    """Wakes a tick waiting for its pings when the last one ends, or at the deadline.
+    """Wakes a tick waiting for its calls when the last one ends, or at the deadline.
 
-    One waiter future and one timer for all of a tick's pings, where
-    ``asyncio.wait`` would add and then remove a callback of its own on each.
-    Used on the loop thread only.
+    One waiter future and one timer for all the calls of a step, where
+    ``asyncio.wait`` would add and then remove a callback on each task. Each
+    call counts itself in before it starts (:meth:`one_started`) and out from
+    within its own last step (:meth:`one_ended`, through
+    :class:`LazyCoroutine`'s ``on_end``), so the tick resumes in the loop
+    iteration after the last call ends, not one later, as a done-callback
+    would. A call started eagerly (Python 3.12+) may end before the tick
+    waits at all; the tick then does not wait. Used on the loop thread only.
     """
 
     __slots__ = ("left", "waiter")
 
-    def __init__(self, waiter: asyncio.Future[None]) -> None:
-        self.waiter = waiter
-        self.left = 0  # pings still running
+    def __init__(self) -> None:
+        self.left = 0  # calls counted in and not yet out
+        self.waiter: asyncio.Future[None] | None = None  # made when the tick waits
+
+    def one_started(self) -> None:
+        """A call is about to start."""
+        self.left += 1
 
     def one_ended(self) -> None:
-        """A ping counted here has ended."""
+        """A call counted here has ended."""
         self.left -= 1
         if self.left == 0:
             self.wake()
 
     def wake(self) -> None:
-        """Wake the waiting tick (the last ping ended, or the deadline came)."""
-        if not self.waiter.done():
-            self.waiter.set_result(None)
+        """Wake the waiting tick, if it waits (the last call ended, or the deadline came)."""
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self, deadline: float) -> None:
+        """Wait until every call counted here has ended, or until ``deadline`` (loop time).
+
+        The calls are left alone, whichever comes first, and also when the
+        waiting tick is cancelled: only the waiter future is cancelled then.
+        """
+        if self.left == 0:
+            return
+        loop = asyncio.get_running_loop()
+        self.waiter = loop.create_future()
+        timer = loop.call_at(deadline, self.wake)
+        try:
+            await self.waiter
+        finally:
+            timer.cancel()
 
 
 class TickJob:
@@ -318,19 +334,30 @@ class LazyCoroutine(collections.abc.Coroutine[Any, Any, Any]):
     lilbee's does) would leave a plain coroutine unawaited, and Python warns
     about that when the coroutine is collected. One that never started here
     was never created, so nothing warns; once started it is the real one.
+
+    Args:
+        factory: Makes the real coroutine.
+        meter: Where to add the time each step takes
+            (:attr:`TickState.loop_busy_s`), if anywhere.
+        on_end: Called once, within the step that ends the coroutine (it
+            returned or raised, or was thrown into before it started), after
+            that step is metered. A tick waiting for this call is woken from
+            there, not from a done-callback of the task one loop iteration
+            later.
     """
 
-    __slots__ = ("_coro", "_factory", "_meter")
+    __slots__ = ("_coro", "_factory", "_meter", "_on_end")
 
     def __init__(
         self,
         factory: Callable[[], collections.abc.Coroutine[Any, Any, Any]],
         meter: TickState | None = None,
+        on_end: Callable[[], None] | None = None,
     ) -> None:
         self._factory: Callable[[], collections.abc.Coroutine[Any, Any, Any]] | None = factory
         self._coro: collections.abc.Coroutine[Any, Any, Any] | None = None
-        # Where to add the time each step takes (TickState.loop_busy_s), if anywhere.
         self._meter = meter
+        self._on_end = on_end
 
     def _real(self) -> collections.abc.Coroutine[Any, Any, Any]:
         """The real coroutine, created on the first call."""
@@ -345,17 +372,10 @@ class LazyCoroutine(collections.abc.Coroutine[Any, Any, Any]):
 
     def send(self, value: Any) -> Any:
         """Start the real coroutine on first use, then pass ``value`` on."""
-        coro = self._real()
-        meter = self._meter
-        if meter is None or meter.metering:
-            return coro.send(value)
-        meter.metering = True
-        start = _clock.monotonic()
-        try:
-            return coro.send(value)
-        finally:
-            meter.loop_busy_s += _clock.monotonic() - start
-            meter.metering = False
+        coro = self._coro
+        if coro is None:
+            coro = self._real()
+        return self._step(coro.send, value)
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
         """Raise into the real coroutine; one that never started just raises."""
@@ -367,8 +387,36 @@ class LazyCoroutine(collections.abc.Coroutine[Any, Any, Any]):
         coro = self._coro
         if coro is None:
             self._factory = None
+            self._ended()
             raise error
-        return coro.throw(error)
+        return self._step(coro.throw, error)
+
+    def _step(self, step: Callable[[Any], Any], value: Any) -> Any:
+        meter = self._meter
+        if meter is None or meter.metering:  # not metered, or inside a metered step
+            try:
+                return step(value)
+            except BaseException:
+                self._ended()
+                raise
+        meter.metering = True
+        start = _clock.monotonic()
+        try:
+            result = step(value)
+        except BaseException:
+            meter.loop_busy_s += _clock.monotonic() - start
+            meter.metering = False
+            self._ended()  # after the metering: whoever it wakes reads a whole figure
+            raise
+        meter.loop_busy_s += _clock.monotonic() - start
+        meter.metering = False
+        return result
+
+    def _ended(self) -> None:
+        on_end = self._on_end
+        if on_end is not None:
+            self._on_end = None
+            on_end()
 
     def close(self) -> None:
         """Close the real coroutine, if it ever started."""
@@ -511,15 +559,19 @@ async def _reap(job: TickJob) -> None:
     if not inspect.isawaitable(awaitable):
         state.reap_error = not_awaitable("reap_idle()", "reap_idle", awaitable)
         return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    countdown = Countdown()
+    countdown.one_started()
     book.starting()
-    reap = _start_task(LazyCoroutine(functools.partial(_reap_call, awaitable, state), state))
+    reap = _start_task(
+        LazyCoroutine(functools.partial(_reap_call, awaitable, state), state, countdown.one_ended)
+    )
     _quiet(reap)
     state.reap_started = True
     book.add_reap(reap)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    done = {reap} if reap.done() else (await asyncio.wait((reap,), timeout=timeout))[0]
-    if not done:
+    await countdown.wait(deadline)  # a cancelled tick leaves the reap alone
+    if not reap.done():
         book.abandoned = reap  # runs on; its late outcome goes to book.late
         late = loop.time() - deadline
         if late > late_grace(timeout):
@@ -565,43 +617,41 @@ async def _ping_all(job: TickJob, live: tuple[str, ...]) -> None:
     tasks: dict[str, asyncio.Task[None]] = {}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    countdown = Countdown(loop.create_future())
+    countdown = Countdown()
     busy = book.pings
     book.starting()
     for role in targets:
         if role in busy:
             outcomes[role] = CallTimeoutError(f"ping_role({role!r})", timeout, still_running=True)
             continue
-        ping = _start_task(LazyCoroutine(functools.partial(_ping, job, role, outcomes), state))
+        countdown.one_started()
+        ping = _start_task(
+            LazyCoroutine(functools.partial(_ping, job, role, outcomes), state, countdown.one_ended)
+        )
         ping._log_destroy_pending = False  # type: ignore[attr-defined]  # see _quiet
-        book.add_ping(role, ping, countdown)
+        book.add_ping(role, ping)
         tasks[role] = ping
     if not tasks:
         book.settle_idle()  # no call started after all
         return
-    pending = False
-    # Pings started eagerly (Python 3.12+) that are already done need no
-    # wait, no timer and no loop iteration at all.
-    if countdown.left:
-        timer = loop.call_at(deadline, countdown.wake)
-        try:
-            await countdown.waiter
-        except asyncio.CancelledError:
-            # The tick itself was cancelled (a stop, or the runtime shutting
-            # down): take its probes down with it.
-            for ping in tasks.values():
-                book.cancel_ping(ping)
-            raise
-        finally:
-            timer.cancel()
-        pending = not all(ping.done() for ping in tasks.values())
+    try:
+        # Pings started eagerly (Python 3.12+) that have all ended need no
+        # wait, no timer and no loop iteration at all.
+        await countdown.wait(deadline)
+    except asyncio.CancelledError:
+        # The tick itself was cancelled (a stop, or the runtime shutting
+        # down): take its probes down with it.
+        for ping in tasks.values():
+            book.cancel_ping(ping)
+        raise
+    pending = countdown.left > 0
     late = loop.time() - deadline if pending else 0.0
     if late > late_grace(timeout):
         # The loop woke this late for the deadline: it was blocked, and the
         # pings still running may only have needed it to run. Not their fault.
         state.loop_late = ("pings", late)
     for role, ping in tasks.items():
-        if not ping.done():
+        if pending and not ping.done():
             if state.loop_late is None:
                 # The verdict first, then the cancel: whatever the ping does
                 # when cancelled cannot change it.
@@ -675,8 +725,13 @@ if sys.version_info >= (3, 12):
 else:
 
     def _start_task(coro: LazyCoroutine) -> asyncio.Task[Any]:
-        """Start a task of the tick's; its first step runs at the loop's next iteration."""
-        return asyncio.ensure_future(coro)
+        """Start a task of the tick's; its first step runs at the loop's next iteration.
+
+        Made directly, as on 3.12+, rather than through ``loop.create_task``:
+        a tick's tasks are the ticker's own, and a loop's task factory is for
+        the application's.
+        """
+        return asyncio.Task(coro, loop=asyncio.get_running_loop())
 
 
 def not_awaitable(call: str, member: str, value: object) -> TypeError:

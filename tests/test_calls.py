@@ -8,8 +8,17 @@ import threading
 import pytest
 
 from lilbee_ticker import CallTimeoutError
-from lilbee_ticker._calls import CallBook, Gate, LazyCoroutine, TickJob, role_names, run_tick
-from lilbee_ticker.testing import FakePool, IgnoreCancel, SlowClose
+from lilbee_ticker._calls import (
+    CallBook,
+    Countdown,
+    Gate,
+    LazyCoroutine,
+    TickJob,
+    TickState,
+    role_names,
+    run_tick,
+)
+from lilbee_ticker.testing import Delay, FakePool, IgnoreCancel, SlowClose
 
 
 def _job(pool: FakePool, book: CallBook, timeout: float = 0.05) -> TickJob:
@@ -152,3 +161,93 @@ def test_a_call_is_in_the_book_before_the_pools_code_runs() -> None:
 
     asyncio.run(scenario())
     assert Observing.seen == [("reap_idle", False), ("ping_role", False)]
+
+
+def test_a_tick_resumes_when_its_last_call_ends_not_at_its_deadline() -> None:
+    """With an hour's bound, a tick whose reap and pings each wait a little still ends at once.
+
+    The reap and every ping count themselves out of their step's countdown
+    from their own last step; a call that failed to would keep the tick
+    waiting for its deadline (here, past the test's 10 s guard).
+    """
+
+    async def scenario() -> TickState:
+        pool = FakePool(("embed", "chat", "rerank"))
+        pool.set_reap(Delay(0.005))
+        for role in ("embed", "chat", "rerank"):
+            pool.set_ping(role, Delay(0.005))
+        job = _job(pool, CallBook(), timeout=3600.0)
+        await asyncio.wait_for(run_tick(job), 10.0)
+        return job.state
+
+    state = asyncio.run(scenario())
+    assert state.reap_error is None and state.loop_late is None
+    assert all(isinstance(outcome, float) for outcome in state.outcomes.values())
+    assert sorted(state.outcomes) == ["chat", "embed", "rerank"]
+
+
+@pytest.mark.parametrize("how", ["returns", "raises", "thrown-before-start", "thrown-later"])
+def test_a_lazy_coroutine_says_once_that_it_ended_after_metering_its_last_step(how: str) -> None:
+    """on_end runs once, however the coroutine ends, and the step's time is already counted."""
+    state = TickState()
+    seen: list[float] = []
+
+    async def work() -> int:
+        await asyncio.sleep(0)
+        if how == "raises":
+            raise ValueError("boom")
+        return 1
+
+    async def scenario() -> None:
+        lazy = LazyCoroutine(work, state, lambda: seen.append(state.loop_busy_s))
+        task = asyncio.ensure_future(lazy)
+        if how == "thrown-before-start":
+            task.cancel()
+        elif how == "thrown-later":
+            await asyncio.sleep(0)  # the task is now waiting inside work()
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+    assert len(seen) == 1
+    assert seen[0] == state.loop_busy_s
+    assert (state.loop_busy_s > 0) is (how != "thrown-before-start")
+
+
+def test_a_countdown_stops_waiting_at_its_deadline_and_leaves_the_call_running() -> None:
+    """At the deadline the wait ends; the call it counted is not cancelled, and ends later."""
+
+    async def scenario() -> tuple[bool, bool, int]:
+        loop = asyncio.get_running_loop()
+        countdown = Countdown()
+        countdown.one_started()
+        release = asyncio.Event()
+
+        async def call() -> None:
+            try:
+                await release.wait()
+            finally:
+                countdown.one_ended()
+
+        task = asyncio.ensure_future(call())
+        await countdown.wait(loop.time() + 0.01)
+        running_at_deadline = not task.done()
+        release.set()
+        await task
+        return running_at_deadline, task.cancelled(), countdown.left
+
+    running_at_deadline, cancelled, left = asyncio.run(scenario())
+    assert running_at_deadline and not cancelled and left == 0
+
+
+def test_a_countdown_with_nothing_left_does_not_wait() -> None:
+    """Calls that all ended before the wait (eager tasks) need no waiter and no timer."""
+
+    async def scenario() -> object:
+        countdown = Countdown()
+        countdown.one_started()
+        countdown.one_ended()
+        await countdown.wait(asyncio.get_running_loop().time() + 3600.0)
+        return countdown.waiter
+
+    assert asyncio.run(scenario()) is None
