@@ -18,6 +18,7 @@ Either way, nothing is built for an event whose level is off.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Final
 
 import structlog
@@ -45,12 +46,39 @@ _structlog = structlog.get_logger(LOGGER_NAME)
 
 
 def enabled(level: str) -> bool:
-    """True if an event at ``level`` would be kept, so its fields are worth building.
+    """True if an event at ``level`` may be kept, so its fields are worth building.
 
-    Under structlog the application's own filtering decides, later; only the
-    standard-library route can be asked cheaply.
+    Under structlog, a bound logger that can say so answers
+    (``is_enabled_for``, as ``make_filtering_bound_logger`` makes, or the
+    stdlib wrapper's ``isEnabledFor``); any other keeps everything, as far
+    as anyone can tell beforehand.
     """
-    return structlog.is_configured() or _stdlib.isEnabledFor(_LEVELS[level])
+    number = _LEVELS[level]
+    if structlog.is_configured():
+        return _structlog_enabled(number)
+    return _stdlib.isEnabledFor(number)
+
+
+# (the wrapper class it was made for, the level check of a logger bound from
+# it): made again when the application configures another wrapper class.
+# Replaced whole, so threads racing to make it both make a correct one.
+_check: tuple[object, Callable[[int], bool] | None] = (None, None)
+
+
+def _structlog_enabled(number: int) -> bool:
+    global _check
+    wrapper = structlog.get_config()["wrapper_class"]
+    made_for, check = _check
+    if made_for is not wrapper:
+        try:
+            bound = _structlog.bind()
+        except Exception:
+            return True  # a broken configuration: emit() meets the error, and reports it
+        check = getattr(bound, "is_enabled_for", None) or getattr(bound, "isEnabledFor", None)
+        _check = (wrapper, check)
+    if check is None:
+        return True
+    return bool(check(number))
 
 
 def emit(level: str, event: str, **fields: Any) -> None:

@@ -91,11 +91,9 @@ _LOCK_SLICE_S = 0.01
 
 
 def _in_event_loop_thread() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+    # The low-level getter asyncio itself exports: no exception raised and
+    # caught on every tick of a thread that runs no loop.
+    return asyncio._get_running_loop() is not None
 
 
 class _StopEvent(threading.Event):
@@ -933,6 +931,12 @@ class HealthTicker:
         Raises:
             TickerUsageError: For a manual tick, the ticker is stopped.
         """
+        if self._slot.acquire(blocking=False):  # the usual case: nobody else ticks
+            if not self._stopping():
+                self._slot_owner = threading.get_ident()
+                self._slot_generation += 1
+                return True
+            self._slot.release()  # answered below
         bound = self._slot_timeout()
         budget = _clock.Budget(bound)
         generation = self._slot_generation
@@ -1057,8 +1061,7 @@ class HealthTicker:
         # health records updated and its hooks already run; and published
         # even when a hook raised KeyboardInterrupt or SystemExit, which is
         # raised only after.
-        self._last_report = report
-        self._notify()
+        self._last_report = report  # the waiters are woken when the slot is released
         if fatal is not None:
             raise fatal
         return report

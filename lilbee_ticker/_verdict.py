@@ -46,7 +46,7 @@ class Ending(enum.Enum):
     """The loop missed a deadline while ``runtime.submit()`` still accepts work."""
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+@dataclasses.dataclass(kw_only=True, slots=True)
 class TickRecord:
     """Everything the ticker knows about one tick when it stops waiting for it.
 

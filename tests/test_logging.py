@@ -120,6 +120,49 @@ def test_broken_logging_does_not_kill_the_ticker(
     ticker._exception = None  # acknowledged: make_ticker's teardown would flag it
 
 
+@pytest.mark.parametrize(
+    ("level", "built"), [("WARNING", False), ("DEBUG", True)], ids=["debug-off", "debug-on"]
+)
+def test_debug_fields_are_built_only_when_structlogs_filter_keeps_debug(
+    make_pool: MakePool,
+    make_ticker: MakeTicker,
+    monkeypatch: pytest.MonkeyPatch,
+    level: str,
+    built: bool,
+) -> None:
+    """Under make_filtering_bound_logger(WARNING) a tick emits, and so builds, no debug event."""
+    import logging
+
+    import structlog
+
+    from lilbee_ticker import _log
+
+    debug_events: list[str] = []
+    real_emit = _log.emit
+
+    def emit(lvl: str, event: str, **fields: object) -> None:
+        if lvl == "debug":
+            debug_events.append(event)
+        real_emit(lvl, event, **fields)
+
+    monkeypatch.setattr(_log, "emit", emit)
+    pool = make_pool(ROLES)
+    pool.set_ping("chat", Fail())
+    saved = structlog.get_config()
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level)),
+        processors=[],
+        logger_factory=structlog.ReturnLoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
+    try:
+        make_ticker(pool).tick()
+    finally:
+        structlog.configure(**saved)
+    assert ("tick.completed" in debug_events) is built
+    assert ("ping.failed" in debug_events) is built
+
+
 _UNCONFIGURED_APP = """
 import logging, sys
 {setup}
