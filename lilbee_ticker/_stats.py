@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+from typing import Any
 
 from lilbee_ticker._exceptions import CallTimeoutError
 from lilbee_ticker._report import TickReport
 
-__all__ = ["TickerStats"]
+__all__ = ["StatsBook", "TickerStats"]
 
 # A cancellation, of either kind: asyncio's and concurrent.futures' are different classes.
 _CANCELLATIONS = (asyncio.CancelledError, concurrent.futures.CancelledError)
@@ -84,47 +85,135 @@ class TickerStats:
 
     def add(self, report: TickReport) -> TickerStats:
         """Return these counters with ``report`` counted in."""
+        return _stats(_count(dataclasses.astuple(self), report))
+
+
+_Tally = tuple[
+    int,  # ticks
+    int,  # skipped_ticks
+    int,  # interrupted_ticks
+    int,  # reaps
+    int,  # reap_failures
+    int,  # roles_reaped
+    int,  # pings
+    int,  # ping_failures
+    int,  # timeouts
+    int,  # snapshot_failures
+    int,  # loop_stalls
+    float | None,  # last_loop_lag_s
+    int,  # loop_lag_count
+    float,  # loop_lag_sum_s
+    float | None,  # max_loop_lag_s
+    float | None,  # last_loop_busy_s
+    float | None,  # max_loop_busy_s
+    float | None,  # last_tick_duration_s
+    float | None,  # max_tick_duration_s
+]
+"""TickerStats' fields, in order, as a plain tuple."""
+
+_FIELDS = tuple(field.name for field in dataclasses.fields(TickerStats))
+
+
+def _stats(tally: _Tally) -> TickerStats:
+    fields: dict[str, Any] = dict(zip(_FIELDS, tally, strict=True))
+    return TickerStats(**fields)
+
+
+def _count(tally: _Tally, report: TickReport) -> _Tally:
+    """Return ``tally`` with ``report`` counted in."""
+    (
+        ticks,
+        skipped_ticks,
+        interrupted_ticks,
+        reaps,
+        reap_failures,
+        roles_reaped,
+        pings,
+        ping_failures,
+        timeouts,
+        snapshot_failures,
+        loop_stalls,
+        last_loop_lag_s,
+        loop_lag_count,
+        loop_lag_sum_s,
+        max_loop_lag_s,
+        last_loop_busy_s,
+        max_loop_busy_s,
+        _,
+        max_tick_duration_s,
+    ) = tally
+    interrupted = report.interrupted
+    failed = report.failed
+    if failed:
         counted_failures = [
             error
-            for error in report.failed.values()
-            if not (report.interrupted and isinstance(error, _CANCELLATIONS))
+            for error in failed.values()
+            if not (interrupted and isinstance(error, _CANCELLATIONS))
         ]
-        reap_ran = bool(report.live)  # the survey calls reap_idle() exactly when a role is live
-        timeouts = sum(isinstance(e, CallTimeoutError) for e in counted_failures)
-        timeouts += isinstance(report.reap_error, CallTimeoutError)
-        timeouts += isinstance(report.snapshot_error, CallTimeoutError)
-        lag = report.loop_lag_s
-        busy = report.loop_busy_s
-        longest = report.duration_s
-        if self.max_tick_duration_s is not None:
-            longest = max(longest, self.max_tick_duration_s)
-        return TickerStats(
-            ticks=self.ticks + 1,
-            skipped_ticks=self.skipped_ticks + report.skipped,
-            interrupted_ticks=self.interrupted_ticks + report.interrupted,
-            reaps=self.reaps + reap_ran,
-            reap_failures=self.reap_failures
-            + (
-                report.reap_error is not None
-                and not (report.interrupted and isinstance(report.reap_error, _CANCELLATIONS))
-            ),
-            roles_reaped=self.roles_reaped + len(report.reaped),
-            pings=self.pings + len(report.pinged) + len(counted_failures),
-            ping_failures=self.ping_failures + len(counted_failures),
-            timeouts=self.timeouts + timeouts,
-            snapshot_failures=self.snapshot_failures
-            + (report.snapshot_error is not None and not report.interrupted),
-            loop_stalls=self.loop_stalls + (report.loop_error is not None),
-            last_loop_lag_s=lag if lag is not None else self.last_loop_lag_s,
-            loop_lag_count=self.loop_lag_count + (lag is not None),
-            loop_lag_sum_s=self.loop_lag_sum_s + (lag or 0.0),
-            max_loop_lag_s=(
-                self.max_loop_lag_s if lag is None else max(lag, self.max_loop_lag_s or 0.0)
-            ),
-            last_loop_busy_s=busy if busy is not None else self.last_loop_busy_s,
-            max_loop_busy_s=(
-                self.max_loop_busy_s if busy is None else max(busy, self.max_loop_busy_s or 0.0)
-            ),
-            last_tick_duration_s=report.duration_s,
-            max_tick_duration_s=longest,
-        )
+        failures = len(counted_failures)
+        timed_out = sum(isinstance(error, CallTimeoutError) for error in counted_failures)
+    else:
+        failures = timed_out = 0
+    reap_error = report.reap_error
+    snapshot_error = report.snapshot_error
+    if reap_error is not None or snapshot_error is not None:
+        timed_out += isinstance(reap_error, CallTimeoutError)
+        timed_out += isinstance(snapshot_error, CallTimeoutError)
+    lag = report.loop_lag_s
+    busy = report.loop_busy_s
+    duration = report.duration_s
+    return (
+        ticks + 1,
+        skipped_ticks + report.skipped,
+        interrupted_ticks + interrupted,
+        # The survey calls reap_idle() exactly when a role is live.
+        reaps + bool(report.live),
+        reap_failures
+        + (reap_error is not None and not (interrupted and isinstance(reap_error, _CANCELLATIONS))),
+        roles_reaped + len(report.reaped),
+        pings + len(report.pinged) + failures,
+        ping_failures + failures,
+        timeouts + timed_out,
+        snapshot_failures + (snapshot_error is not None and not interrupted),
+        loop_stalls + (report.loop_error is not None),
+        lag if lag is not None else last_loop_lag_s,
+        loop_lag_count + (lag is not None),
+        loop_lag_sum_s + (lag or 0.0),
+        max_loop_lag_s if lag is None else max(lag, max_loop_lag_s or 0.0),
+        busy if busy is not None else last_loop_busy_s,
+        max_loop_busy_s if busy is None else max(busy, max_loop_busy_s or 0.0),
+        duration,
+        duration if max_tick_duration_s is None else max(duration, max_tick_duration_s),
+    )
+
+
+class StatsBook:
+    """A ticker's counters, counted in a plain tuple; the :class:`TickerStats` made on read.
+
+    :meth:`add` is called by the tick slot holder only, and replaces the
+    tuple whole, so a reader on any thread sees one tick's counters
+    together, without a lock. :attr:`stats` makes the ``TickerStats`` once
+    per tick, on first read; two readers racing make equal ones, and either
+    may stay.
+    """
+
+    __slots__ = ("_made", "_tally")
+
+    def __init__(self) -> None:
+        empty = TickerStats()
+        self._tally: _Tally = dataclasses.astuple(empty)
+        self._made = (self._tally, empty)
+
+    def add(self, report: TickReport) -> None:
+        """Count ``report`` in."""
+        self._tally = _count(self._tally, report)
+
+    @property
+    def stats(self) -> TickerStats:
+        """The counters as of the latest :meth:`add`."""
+        tally = self._tally
+        made_from, made = self._made
+        if made_from is not tally:
+            made = _stats(tally)
+            self._made = (tally, made)
+        return made

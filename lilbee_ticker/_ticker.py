@@ -35,7 +35,7 @@ from lilbee_ticker._liveness import Reading, assess
 from lilbee_ticker._probe import Probe
 from lilbee_ticker._protocols import Pool, Runtime
 from lilbee_ticker._report import TickReport
-from lilbee_ticker._stats import TickerStats
+from lilbee_ticker._stats import StatsBook, TickerStats
 from lilbee_ticker._validate import check_attributes, check_count, check_name, check_seconds
 from lilbee_ticker._verdict import Ending, TickRecord, decide
 
@@ -412,7 +412,7 @@ class HealthTicker:
         # bounded by the tick in progress, not by the length of the queue.
         self._slot_generation = 0
         self._tick_count = 0
-        self._stats = TickerStats()
+        self._stats = StatsBook()
         self._health = HealthBook(self._failure_threshold, self._success_threshold)
         # The job of the tick in progress, for stop() to find; None between ticks.
         self._job: TickJob | None = None
@@ -638,7 +638,7 @@ class HealthTicker:
 
     def stats(self) -> TickerStats:
         """Return the ticker's counters, as of the latest completed tick."""
-        return self._stats
+        return self._stats.stats
 
     def start(self) -> HealthTicker:
         """Start the background thread and return the ticker.
@@ -1053,7 +1053,7 @@ class HealthTicker:
             self._loop_stalls_in_row += 1
         elif not report.interrupted:
             self._loop_stalls_in_row = 0
-        self._stats = self._stats.add(report)
+        self._stats.add(report)
         self._log_report(report)
         self._log_late_reaps()
         fatal = self._announce_all(transitions)

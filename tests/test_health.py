@@ -409,6 +409,46 @@ def test_stats_count_what_happened(make_pool: MakePool, make_ticker: MakeTicker)
     assert CallTimeoutError  # the timed-out ping was a CallTimeoutError, counted above
 
 
+def test_stats_read_during_ticks_are_each_one_ticks_counters(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """stats() read from other threads while ticks run never mixes two ticks' counters.
+
+    Every tick here pings both roles, one failing: whole counters always
+    have pings == 2 * ticks and ping_failures == ticks. And each read equals
+    TickerStats.add applied report by report, the documented rule.
+    """
+    pool = make_pool(("embed", "chat"))
+    pool.set_ping("chat", Fail())
+    ticker = make_ticker(pool)
+    done = threading.Event()
+    torn: list[TickerStats] = []
+    reads = 0
+
+    def reader() -> None:
+        nonlocal reads
+        while not done.is_set():
+            stats = ticker.stats()
+            reads += 1
+            if stats.pings != 2 * stats.ticks or stats.ping_failures != stats.ticks:
+                torn.append(stats)
+
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    for thread in readers:
+        thread.start()
+    expected = TickerStats()
+    try:
+        for _ in range(200):
+            expected = expected.add(ticker.tick())
+    finally:
+        done.set()
+        for thread in readers:
+            thread.join(timeout=10)
+    assert torn == []
+    assert reads > 0
+    assert ticker.stats() == expected
+
+
 def test_latency_is_measured_and_kept(make_pool: MakePool, make_ticker: MakeTicker) -> None:
     """Each successful ping's round trip is in the report and the role's record."""
     pool = make_pool(("chat", "embed"))
