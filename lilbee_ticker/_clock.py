@@ -37,10 +37,18 @@ else:  # pragma: no cover - Windows; next_wait's clamping still applies there
     monotonic = functools.partial(time.monotonic)
 
 
+_REAL_DATETIME = datetime.datetime
+_real_time = time.time
+
+
 def wall_clock() -> float:
     """Return the wall-clock time in seconds since the epoch (UTC)."""
-    # Look the class up at call time: freezegun swaps datetime.datetime.
-    return datetime.datetime.now(datetime.timezone.utc).timestamp()
+    # Look the class up at call time: freezegun swaps datetime.datetime. While
+    # it has not, time.time() tells the same, several times faster.
+    cls = datetime.datetime
+    if cls is _REAL_DATETIME:
+        return _real_time()
+    return cls.now(datetime.timezone.utc).timestamp()
 
 
 def next_deadline(previous: float, now: float, interval: float) -> float:

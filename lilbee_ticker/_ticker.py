@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import inspect
 import os
 import threading
@@ -991,19 +992,20 @@ class HealthTicker:
         """Run one tick; the caller holds the tick slot."""
         self._tick_count += 1  # the slot holder alone writes it
         number = self._tick_count
-        started_at = _clock.wall_clock()
-        start = _clock.monotonic()
-
         job = TickJob(
             self._pool, self._book, Gate(self._stop_event), self._call_timeout_s, self._ping_timeout
         )
         state = job.state
-        self._wake.clear()
-        state.submitted_at = _clock.monotonic()
+        state.submitted_at = start = _clock.monotonic()
         future = self._submit(
-            LazyCoroutine(lambda: run_tick(job), state),
+            LazyCoroutine(functools.partial(run_tick, job), state),
             "the tick (survey, reap_idle(), ping_role())",
         )
+        # What follows is done while the loop's thread wakes up for the tick.
+        # The wake-up is cleared only now: a tick that already ended, or a
+        # stop already requested, is seen by _await_tick before it waits.
+        started_at = _clock.wall_clock()
+        self._wake.clear()
         future.add_done_callback(self._on_tick_done)
         self._job = job
         try:
