@@ -39,6 +39,7 @@ import functools
 import inspect
 import sys
 import threading
+import types
 from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
@@ -201,9 +202,26 @@ class CallBook:
         task.add_done_callback(self._reap_done)
 
     def add_ping(self, role: str, task: asyncio.Task[None]) -> None:
-        """Keep ``task`` as ``role``'s ping in flight until it ends; :meth:`starting` came first."""
-        self.pings[role] = task
-        task.add_done_callback(functools.partial(self._ping_done, role))
+        """Keep ``task`` as ``role``'s ping in flight until :meth:`ping_ended`.
+
+        :meth:`starting` came first. A ping that already ended (eagerly, on
+        Python 3.12+) is not kept: its :meth:`ping_ended` has come already.
+        """
+        if not task.done():
+            self.pings[role] = task
+
+    def ping_ended(self, countdown: Countdown, role: str) -> None:
+        """``role``'s ping ended: called from its own last step (``LazyCoroutine``'s on_end).
+
+        No done-callback of the task is needed, and none of its loop
+        iterations: at most one ping per role is in flight, so the ping in
+        the book for ``role`` is this one, if it was recorded yet.
+        """
+        task = self.pings.pop(role, None)
+        if task is not None:
+            self._cancelling.discard(task)
+        countdown.one_ended()
+        self.settle_idle()
 
     def cancel_ping(self, task: asyncio.Task[None]) -> None:
         """Cancel a ping of ours, remembering that its CancelledError is ours."""
@@ -238,12 +256,6 @@ class CallBook:
         if self.abandoned is task:
             self.abandoned = None
             self.late.append(outcome)
-        self.settle_idle()
-
-    def _ping_done(self, role: str, task: asyncio.Task[None]) -> None:
-        if self.pings.get(role) is task:
-            del self.pings[role]
-        self._cancelling.discard(task)
         self.settle_idle()
 
     def settle_idle(self) -> None:
@@ -446,11 +458,22 @@ def settle(outcomes: dict[str, PingOutcome], role: str, outcome: PingOutcome) ->
         outcomes[role] = outcome
 
 
+_STR_TYPE = frozenset({str})
+
+
 def role_names(value: object, what: str) -> tuple[str, ...]:
     """Return ``value`` as a tuple of distinct role names, in order, or raise ``TypeError``.
 
     ``what`` names the pool member the value came from, for the message.
     """
+    # The common case first, checked in C: a tuple or list of exact str
+    # names without repeats.
+    if (
+        (type(value) is tuple or type(value) is list)
+        and set(map(type, value)) <= _STR_TYPE
+        and len(set(value)) == len(value)
+    ):
+        return tuple(value)
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise TypeError(
             f"{what} must give an iterable of role names (str), got {value!r} of type "
@@ -556,7 +579,7 @@ async def _reap(job: TickJob) -> None:
         state.reap_error = exc
         _end_the_loop_if_fatal(exc)
         return
-    if not inspect.isawaitable(awaitable):
+    if type(awaitable) is not types.CoroutineType and not inspect.isawaitable(awaitable):
         state.reap_error = not_awaitable("reap_idle()", "reap_idle", awaitable)
         return
     loop = asyncio.get_running_loop()
@@ -565,7 +588,8 @@ async def _reap(job: TickJob) -> None:
     countdown.one_started()
     book.starting()
     reap = _start_task(
-        LazyCoroutine(functools.partial(_reap_call, awaitable, state), state, countdown.one_ended)
+        loop,
+        LazyCoroutine(functools.partial(_reap_call, awaitable, state), state, countdown.one_ended),
     )
     _quiet(reap)
     state.reap_started = True
@@ -626,13 +650,18 @@ async def _ping_all(job: TickJob, live: tuple[str, ...]) -> None:
             continue
         countdown.one_started()
         ping = _start_task(
-            LazyCoroutine(functools.partial(_ping, job, role, outcomes), state, countdown.one_ended)
+            loop,
+            LazyCoroutine(
+                functools.partial(_ping, job, role, outcomes),
+                state,
+                functools.partial(book.ping_ended, countdown, role),
+            ),
         )
         ping._log_destroy_pending = False  # type: ignore[attr-defined]  # see _quiet
         book.add_ping(role, ping)
         tasks[role] = ping
+    book.settle_idle()  # every ping may have ended eagerly, or none started
     if not tasks:
-        book.settle_idle()  # no call started after all
         return
     try:
         # Pings started eagerly (Python 3.12+) that have all ended need no
@@ -650,6 +679,8 @@ async def _ping_all(job: TickJob, live: tuple[str, ...]) -> None:
         # The loop woke this late for the deadline: it was blocked, and the
         # pings still running may only have needed it to run. Not their fault.
         state.loop_late = ("pings", late)
+    if not pending and None not in outcomes.values():
+        return  # every ping ended, each with its outcome: nothing left to settle
     for role, ping in tasks.items():
         if pending and not ping.done():
             if state.loop_late is None:
@@ -691,7 +722,7 @@ async def _ping(job: TickJob, role: str, outcomes: dict[str, PingOutcome]) -> No
             awaitable: object = pool.ping_role(role)
         else:
             awaitable = pool.ping_role(role, timeout=job.ping_timeout)  # type: ignore[call-arg]
-        if not inspect.isawaitable(awaitable):
+        if type(awaitable) is not types.CoroutineType and not inspect.isawaitable(awaitable):
             raise not_awaitable(f"ping_role({role!r})", "ping_role", awaitable)
         await awaitable
     except asyncio.CancelledError as exc:
@@ -713,25 +744,25 @@ async def _ping(job: TickJob, role: str, outcomes: dict[str, PingOutcome]) -> No
 
 if sys.version_info >= (3, 12):
 
-    def _start_task(coro: LazyCoroutine) -> asyncio.Task[Any]:
+    def _start_task(loop: asyncio.AbstractEventLoop, coro: LazyCoroutine) -> asyncio.Task[Any]:
         """Start a task of the tick's, running its first step at once (eagerly).
 
         A reap or ping that answers without waiting is then done before this
         returns: no loop iteration, no timer. asyncio's eager start keeps
         ``asyncio.current_task()`` right inside that first step.
         """
-        return asyncio.Task(coro, loop=asyncio.get_running_loop(), eager_start=True)
+        return asyncio.Task(coro, loop=loop, eager_start=True)
 
 else:
 
-    def _start_task(coro: LazyCoroutine) -> asyncio.Task[Any]:
+    def _start_task(loop: asyncio.AbstractEventLoop, coro: LazyCoroutine) -> asyncio.Task[Any]:
         """Start a task of the tick's; its first step runs at the loop's next iteration.
 
         Made directly, as on 3.12+, rather than through ``loop.create_task``:
         a tick's tasks are the ticker's own, and a loop's task factory is for
         the application's.
         """
-        return asyncio.Task(coro, loop=asyncio.get_running_loop())
+        return asyncio.Task(coro, loop=loop)
 
 
 def not_awaitable(call: str, member: str, value: object) -> TypeError:
