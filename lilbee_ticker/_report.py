@@ -8,8 +8,8 @@ from collections.abc import Mapping
 
 __all__ = ["TickReport"]
 
-_NO_FAILURES: Mapping[str, BaseException] = types.MappingProxyType({})
-_NO_LATENCIES: Mapping[str, float] = types.MappingProxyType({})
+NO_FAILURES: Mapping[str, BaseException] = types.MappingProxyType({})
+NO_LATENCIES: Mapping[str, float] = types.MappingProxyType({})
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -77,8 +77,8 @@ class TickReport:
     gone: tuple[str, ...] = ()
     # A default_factory because dataclasses refuses unhashable defaults; the
     # shared read-only empty mappings cost nothing per report.
-    failed: Mapping[str, BaseException] = dataclasses.field(default_factory=lambda: _NO_FAILURES)
-    latencies: Mapping[str, float] = dataclasses.field(default_factory=lambda: _NO_LATENCIES)
+    failed: Mapping[str, BaseException] = dataclasses.field(default_factory=lambda: NO_FAILURES)
+    latencies: Mapping[str, float] = dataclasses.field(default_factory=lambda: NO_LATENCIES)
     reap_error: BaseException | None = None
     snapshot_error: BaseException | None = None
     loop_error: BaseException | None = None

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 
 from lilbee_ticker._calls import NotAlive, PingOutcome
 from lilbee_ticker._exceptions import LoopUnresponsiveError
-from lilbee_ticker._report import TickReport
+from lilbee_ticker._report import NO_FAILURES, NO_LATENCIES, TickReport
 
 __all__ = ["Ending", "TickRecord", "decide"]
 
@@ -130,7 +130,10 @@ def decide(record: TickRecord) -> TickReport:
     failed: dict[str, BaseException] = dict(record.survey_failures)
     latencies: dict[str, float] = {}
     for role, outcome in record.outcomes.items():
-        if outcome is None:
+        if type(outcome) is float:  # the usual outcome first: a round trip
+            pinged.append(role)
+            latencies[role] = outcome
+        elif outcome is None:
             if interrupted:
                 failed[role] = concurrent.futures.CancelledError(
                     f"ping_role({role!r}) was cancelled: {_why_interrupted(ending)}"
@@ -161,8 +164,8 @@ def decide(record: TickRecord) -> TickReport:
         reaped=record.reaped,
         pinged=tuple(pinged),
         gone=tuple(gone),
-        failed=types.MappingProxyType(failed),
-        latencies=types.MappingProxyType(latencies),
+        failed=types.MappingProxyType(failed) if failed else NO_FAILURES,
+        latencies=types.MappingProxyType(latencies) if latencies else NO_LATENCIES,
         reap_error=reap_error,
         snapshot_error=snapshot_error,
         loop_error=loop_error,
