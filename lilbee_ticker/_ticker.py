@@ -382,9 +382,10 @@ class HealthTicker:
         # ticker's life (ticks take turns), cleared at the start of a tick.
         self._wake = threading.Event()
 
-        # _lock guards _thread, and _changed (on the same lock) is notified
-        # when the slot is freed, a report is published, stop() is called or
-        # the thread ends, for wait_for_tick(). It is only ever held for a few
+        # _lock guards _thread and _report_waiters, and _changed (on the same
+        # lock) is notified when the slot is freed, a report is published,
+        # stop() is called or the thread ends, for wait_for_tick() (skipped
+        # while nobody waits, see _notify). It is only ever held for a few
         # assignments: never while waiting on a future, submitting to the
         # loop, joining a thread, logging or calling a hook.
         #
@@ -413,6 +414,8 @@ class HealthTicker:
         # bounded by the tick in progress, not by the length of the queue.
         self._slot_generation = 0
         self._tick_count = 0
+        # Threads in wait_for_tick(); changed under _lock, read without it.
+        self._report_waiters = 0
         self._stats = StatsBook()
         self._health = HealthBook(self._failure_threshold, self._success_threshold)
         # The job of the tick in progress, for stop() to find; None between ticks.
@@ -832,13 +835,17 @@ class HealthTicker:
                 "call it from a coroutine as `await asyncio.to_thread(ticker.wait_for_tick, n)`",
             )
         with self._changed:
-            while True:
-                report = self._last_report
-                if report is not None and report.number >= number:
-                    return report
-                if self._stopping() or budget.spent or self._thread_ended():
-                    return None
-                budget.wait(self._changed.wait, _WAITER_CHECK_S)
+            self._report_waiters += 1
+            try:
+                while True:
+                    report = self._last_report
+                    if report is not None and report.number >= number:
+                        return report
+                    if self._stopping() or budget.spent or self._thread_ended():
+                        return None
+                    budget.wait(self._changed.wait, _WAITER_CHECK_S)
+            finally:
+                self._report_waiters -= 1
 
     def __enter__(self) -> HealthTicker:
         return self.start()
@@ -980,6 +987,11 @@ class HealthTicker:
         ticker is stopping, this gives up on the lock after a short wait:
         the waiters then notice on their own, within ``_WAITER_CHECK_S``.
         """
+        if not self._report_waiters:
+            # Nobody waits: no lock to take. A waiter counts itself in, under
+            # the lock, before it first looks at what this would announce,
+            # which is always set before this runs: it cannot miss it.
+            return
         while not self._changed.acquire(timeout=_LOCK_SLICE_S):
             if self._stopping():
                 return

@@ -19,6 +19,7 @@ from lilbee_ticker import (
     LoopUnresponsiveError,
     RuntimeUnavailableError,
     TickerUsageError,
+    _ticker,
 )
 from lilbee_ticker.pytest_plugin import MakeTicker, WaitForTicks
 from lilbee_ticker.testing import (
@@ -465,6 +466,42 @@ def test_wait_for_tick_validates_and_times_out(
     assert ticker.wait_for_tick(1, timeout=0) is ticker.last_report
     with pytest.raises(ValueError, match="number must be an int >= 1, got 0"):
         ticker.wait_for_tick(0)
+
+
+def test_every_waiter_is_woken_by_the_tick_it_waits_for(
+    make_pool: MakePool, make_ticker: MakeTicker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threads in wait_for_tick() are woken by the report itself, never left to their own check.
+
+    The publishing thread skips the notify while nobody waits. With the
+    waiters' own re-check stretched to a minute, a lost wake-up would leave
+    a waiter stuck past the join's bound.
+    """
+    monkeypatch.setattr(_ticker, "_WAITER_CHECK_S", 60.0)
+    ticker = make_ticker(make_pool(ROLES))
+    ticks = 30
+    got: list[int] = []
+    lock = threading.Lock()
+    ready = threading.Barrier(5)
+
+    def waiter() -> None:
+        ready.wait(timeout=10)
+        for number in range(1, ticks + 1):
+            report = ticker.wait_for_tick(number, timeout=30)
+            assert report is not None and report.number >= number
+            with lock:
+                got.append(number)
+
+    threads = [threading.Thread(target=waiter) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    ready.wait(timeout=10)
+    for _ in range(ticks):
+        ticker.tick()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert not any(thread.is_alive() for thread in threads)
+    assert len(got) == 4 * ticks
 
 
 @pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
