@@ -163,12 +163,13 @@ class CallBook:
     """The ticker's calls still running on the loop: at most one reap and one ping per role.
 
     One per ticker, shared by all its ticks. Its tasks are added by
-    :func:`run_tick` and removed by their done-callbacks, all on the loop
-    thread, so it needs no lock. The ticker thread only waits on
-    :attr:`idle`, which is set whenever no call is running.
+    :func:`run_tick`, the reap removed by its done-callback and each ping
+    by :meth:`ping_ended` from its own last step, all on the loop thread,
+    so it needs no lock. The ticker thread only waits on :attr:`idle`,
+    which is set whenever no call is running.
     """
 
-    __slots__ = ("_cancelling", "abandoned", "idle", "late", "pings", "reap")
+    __slots__ = ("_cancelling", "_opening", "abandoned", "idle", "late", "pings", "reap")
 
     def __init__(self) -> None:
         self.reap: asyncio.Task[Any] | None = None
@@ -183,18 +184,28 @@ class CallBook:
         self._cancelling: set[asyncio.Task[None]] = set()
         self.idle = threading.Event()
         self.idle.set()
+        # True from starting() to started(): calls are being started, and
+        # some may not be recorded yet.
+        self._opening = False
 
     def starting(self) -> None:
-        """Say that calls are about to start, before their tasks exist.
+        """Say that calls are about to start, before their tasks exist; :meth:`started` ends it.
 
         A task started eagerly (Python 3.12+) runs the pool's code before
         :meth:`add_reap` or :meth:`add_ping` can record it; the ticker thread,
         reading :attr:`idle` meanwhile, must already see a call in flight.
-        One call covers every task started within the same step of the loop,
-        where no done-callback can set :attr:`idle` again in between.
+        And a ping that ends eagerly leaves the book at once: until every
+        call of the step is started and recorded, that must not set
+        :attr:`idle`, while a later call of the same step may still run.
         """
+        self._opening = True
         if self.idle.is_set():  # only this thread sets it: no race
             self.idle.clear()
+
+    def started(self) -> None:
+        """Every call of the step is started and recorded: :attr:`idle` may be set again."""
+        self._opening = False
+        self.settle_idle()
 
     def add_reap(self, task: asyncio.Task[Any]) -> None:
         """Keep ``task`` as the reap in flight until it ends; :meth:`starting` came first."""
@@ -259,7 +270,9 @@ class CallBook:
         self.settle_idle()
 
     def settle_idle(self) -> None:
-        """Set :attr:`idle` if no call is in flight."""
+        """Set :attr:`idle` if no call is in flight (and none is being started)."""
+        if self._opening:
+            return
         if self.reap is None and not self.pings:
             self.idle.set()
 
@@ -562,8 +575,11 @@ async def _reap(job: TickJob) -> None:
     """Start ``reap_idle()`` unless one is still running; wait for it up to the deadline.
 
     The reap runs as a task of its own that the tick never cancels: not at
-    the deadline, and not when the tick itself is cancelled (waiting with
-    ``asyncio.wait`` leaves the awaited task alone).
+    the deadline, and not when the tick itself is cancelled (a
+    :class:`Countdown` wait cancels only its own waiter future). Its
+    deadline counts from before it starts, so on Python 3.12+, where its
+    first step runs at once, the synchronous work of that step counts
+    against the bound too, as it does on 3.10 and 3.11.
     """
     state, book, timeout = job.state, job.book, job.timeout
     if book.reap is not None:
@@ -587,13 +603,18 @@ async def _reap(job: TickJob) -> None:
     countdown = Countdown()
     countdown.one_started()
     book.starting()
-    reap = _start_task(
-        loop,
-        LazyCoroutine(functools.partial(_reap_call, awaitable, state), state, countdown.one_ended),
-    )
-    _quiet(reap)
-    state.reap_started = True
-    book.add_reap(reap)
+    try:
+        reap = _start_task(
+            loop,
+            LazyCoroutine(
+                functools.partial(_reap_call, awaitable, state), state, countdown.one_ended
+            ),
+        )
+        _quiet(reap)
+        state.reap_started = True
+        book.add_reap(reap)
+    finally:
+        book.started()
     await countdown.wait(deadline)  # a cancelled tick leaves the reap alone
     if not reap.done():
         book.abandoned = reap  # runs on; its late outcome goes to book.late
@@ -644,23 +665,27 @@ async def _ping_all(job: TickJob, live: tuple[str, ...]) -> None:
     countdown = Countdown()
     busy = book.pings
     book.starting()
-    for role in targets:
-        if role in busy:
-            outcomes[role] = CallTimeoutError(f"ping_role({role!r})", timeout, still_running=True)
-            continue
-        countdown.one_started()
-        ping = _start_task(
-            loop,
-            LazyCoroutine(
-                functools.partial(_ping, job, role, outcomes),
-                state,
-                functools.partial(book.ping_ended, countdown, role),
-            ),
-        )
-        ping._log_destroy_pending = False  # type: ignore[attr-defined]  # see _quiet
-        book.add_ping(role, ping)
-        tasks[role] = ping
-    book.settle_idle()  # every ping may have ended eagerly, or none started
+    try:
+        for role in targets:
+            if role in busy:
+                outcomes[role] = CallTimeoutError(
+                    f"ping_role({role!r})", timeout, still_running=True
+                )
+                continue
+            countdown.one_started()
+            ping = _start_task(
+                loop,
+                LazyCoroutine(
+                    functools.partial(_ping, job, role, outcomes),
+                    state,
+                    functools.partial(book.ping_ended, countdown, role),
+                ),
+            )
+            ping._log_destroy_pending = False  # type: ignore[attr-defined]  # see _quiet
+            book.add_ping(role, ping)
+            tasks[role] = ping
+    finally:
+        book.started()  # idle again if every ping ended eagerly, or none started
     if not tasks:
         return
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -251,3 +252,93 @@ def test_a_countdown_with_nothing_left_does_not_wait() -> None:
         return countdown.waiter
 
     assert asyncio.run(scenario()) is None
+
+
+class _Alive:
+    is_alive = True
+
+
+class _NoReapTaskPool:
+    """reap_idle() fails at once (no reap task runs); "fast" answers at once, "slow" waits."""
+
+    registered_roles = ("fast", "slow")
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    def accessor(self, role: str) -> _Alive:
+        return _Alive()
+
+    def reap_idle(self) -> object:
+        raise RuntimeError("reap broke")
+
+    async def ping_role(self, role: str) -> None:
+        if role == "slow":
+            await self.release.wait()
+
+
+def test_the_book_is_not_idle_while_a_later_ping_of_the_same_tick_runs() -> None:
+    """A ping that ends at once (eagerly, on 3.12+) does not make the book idle for the next.
+
+    stop() waits on CallBook.idle: set while "slow" still runs, it would
+    return True with one of the ticker's calls still on the loop.
+    """
+
+    async def scenario() -> tuple[list[str], bool]:
+        pool = _NoReapTaskPool()
+        book = CallBook()
+        job = TickJob(pool, book, Gate(threading.Event()), 5.0, None)  # type: ignore[arg-type]
+        tick = asyncio.ensure_future(run_tick(job))
+        while "slow" not in book.pings:
+            await asyncio.sleep(0)
+        seen = (list(book.pings), book.idle.is_set())
+        pool.release.set()
+        await tick
+        return seen
+
+    in_flight, idle = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert "slow" in in_flight
+    assert not idle
+
+
+class _SlowStartPool:
+    """Every call works synchronously for a while (blocking the loop), then awaits as long."""
+
+    registered_roles = ("chat",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def accessor(self, role: str) -> _Alive:
+        return _Alive()
+
+    async def reap_idle(self) -> tuple[str, ...]:
+        time.sleep(self.seconds)  # the synchronous start of a real reap, say
+        await asyncio.sleep(self.seconds)
+        return ()
+
+    async def ping_role(self, role: str) -> None:
+        time.sleep(self.seconds)
+        await asyncio.sleep(self.seconds)
+
+
+def test_a_calls_synchronous_start_counts_against_its_bound_on_every_python() -> None:
+    """0.3 s of synchronous work and 0.3 s of waiting outlive a 0.5 s bound: both time out.
+
+    On 3.12+ the first step of a call runs at once, inside the tick's own
+    step; its deadline is taken before it starts, as on 3.10 and 3.11, so
+    the verdict is the same on every Python.
+    """
+
+    async def scenario() -> TickState:
+        book = CallBook()
+        job = TickJob(_SlowStartPool(0.3), book, Gate(threading.Event()), 0.5, None)  # type: ignore[arg-type]
+        await run_tick(job)
+        while not book.idle.is_set():  # let the reap that was left running end here
+            await asyncio.sleep(0.01)
+        return job.state
+
+    state = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert state.loop_late is None
+    assert isinstance(state.reap_error, CallTimeoutError)
+    assert isinstance(state.outcomes["chat"], CallTimeoutError)
