@@ -9,8 +9,10 @@ facts shape this module:
   ``time.clock_gettime``, so :func:`monotonic` reads ``CLOCK_MONOTONIC``
   through it where the platform has it.
 * freezegun always freezes ``datetime.datetime.now()``, whatever the calling
-  thread or stack depth, so :func:`wall_clock` (used for timestamps that tests
-  want to compare with frozen time) reads it rather than ``time.time()``.
+  thread or stack depth, so while freezegun is active :func:`wall_clock`
+  (used for timestamps that tests want to compare with frozen time) reads
+  it rather than ``time.time()``, which freezegun leaves real in a thread
+  started by :mod:`threading`. Otherwise it reads the faster ``time.time()``.
 
 Whatever :func:`monotonic` returns, :func:`next_wait` clamps the wait to
 ``[0, interval]`` so that a clock that stands still, jumps or runs backwards
@@ -25,6 +27,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import Final
 
 __all__ = ["Budget", "monotonic", "next_deadline", "next_wait", "wall_clock"]
 
@@ -37,17 +40,18 @@ else:  # pragma: no cover - Windows; next_wait's clamping still applies there
     monotonic = functools.partial(time.monotonic)
 
 
-_REAL_DATETIME = datetime.datetime
-_real_time = time.time
+# The real datetime class, kept inside a tuple: freezegun rewrites every
+# module attribute that is the real class, but does not look into values.
+_REAL_DATETIME: Final = (datetime.datetime,)
 
 
 def wall_clock() -> float:
     """Return the wall-clock time in seconds since the epoch (UTC)."""
     # Look the class up at call time: freezegun swaps datetime.datetime. While
-    # it has not, time.time() tells the same, several times faster.
+    # it is the real class, time.time() tells the same, several times faster.
     cls = datetime.datetime
-    if cls is _REAL_DATETIME:
-        return _real_time()
+    if cls is _REAL_DATETIME[0]:
+        return time.time()
     return cls.now(datetime.timezone.utc).timestamp()
 
 

@@ -17,6 +17,7 @@ Either way, nothing is built for an event whose level is off.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from typing import Any, Final
@@ -48,10 +49,10 @@ _structlog = structlog.get_logger(LOGGER_NAME)
 def enabled(level: str) -> bool:
     """True if an event at ``level`` may be kept, so its fields are worth building.
 
-    Under structlog, a bound logger that can say so answers
-    (``is_enabled_for``, as ``make_filtering_bound_logger`` makes, or the
-    stdlib wrapper's ``isEnabledFor``); any other keeps everything, as far
-    as anyone can tell beforehand.
+    Under structlog, a wrapper class made by ``make_filtering_bound_logger``
+    (the usual production setup) answers with its ``is_enabled_for``; any
+    other keeps everything, as far as anyone can tell beforehand. Never
+    raises: a configuration that cannot answer is taken as keeping the event.
     """
     number = _LEVELS[level]
     if structlog.is_configured():
@@ -59,26 +60,48 @@ def enabled(level: str) -> bool:
     return _stdlib.isEnabledFor(number)
 
 
-# (the wrapper class it was made for, the level check of a logger bound from
-# it): made again when the application configures another wrapper class.
-# Replaced whole, so threads racing to make it both make a correct one.
-_check: tuple[object, Callable[[int], bool] | None] = (None, None)
+# (the wrapper class and logger factory it was made for, the level check of a
+# logger bound from them, or None): made again when the application
+# configures structlog otherwise. Replaced whole, so threads racing to make
+# it both make a correct one.
+_check: tuple[object, object, Callable[[int], object] | None] = (None, None, None)
 
 
 def _structlog_enabled(number: int) -> bool:
     global _check
-    wrapper = structlog.get_config()["wrapper_class"]
-    made_for, check = _check
-    if made_for is not wrapper:
-        try:
-            bound = _structlog.bind()
-        except Exception:
-            return True  # a broken configuration: emit() meets the error, and reports it
-        check = getattr(bound, "is_enabled_for", None) or getattr(bound, "isEnabledFor", None)
-        _check = (wrapper, check)
+    config = structlog.get_config()
+    wrapper_class, factory = config["wrapper_class"], config["logger_factory"]
+    made_for_class, made_for_factory, check = _check
+    if made_for_class is not wrapper_class or made_for_factory is not factory:
+        check = _level_check(wrapper_class)
+        _check = (wrapper_class, factory, check)
     if check is None:
         return True
-    return bool(check(number))
+    try:
+        return bool(check(number))
+    except Exception:
+        return True
+
+
+def _level_check(wrapper_class: object) -> Callable[[int], object] | None:
+    """The bound ``is_enabled_for`` of a filtering wrapper class, or None.
+
+    Looked up on the class itself: structlog's generic ``BoundLogger`` turns
+    any attribute into a logging call, and its stdlib one asks the wrapped
+    logger, which need not be a standard-library logger.
+    """
+    if not isinstance(wrapper_class, type):
+        return None
+    if inspect.getattr_static(wrapper_class, "is_enabled_for", None) is None:
+        return None
+    try:
+        bound = _structlog.bind()
+    except Exception:
+        return None  # a broken configuration: emit() meets the error, and reports it
+    if not isinstance(bound, wrapper_class):
+        return None
+    check = getattr(bound, "is_enabled_for", None)
+    return check if callable(check) else None
 
 
 def emit(level: str, event: str, **fields: Any) -> None:

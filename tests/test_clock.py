@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import threading
 import time
 from collections.abc import Callable
 
@@ -64,10 +65,34 @@ def test_monotonic_is_real_under_freezegun() -> None:
 
 
 def test_wall_clock_is_frozen_by_freezegun_in_every_thread() -> None:
-    """Timestamps come from datetime.now(), which freezegun always freezes."""
+    """Under freezegun timestamps come from datetime.now(), frozen on every thread.
+
+    freezegun leaves time.time() real in a thread started by threading (the
+    ticker's), and rewrites module attributes that point at the real
+    datetime class: wall_clock() must see through both.
+    """
+    frozen = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    seen: list[float] = []
+    with freezegun.freeze_time(frozen):
+        seen.append(_clock.wall_clock())
+        thread = threading.Thread(target=lambda: seen.append(_clock.wall_clock()))
+        thread.start()
+        thread.join(timeout=10)
+    assert seen == [frozen.timestamp(), frozen.timestamp()]
+    assert abs(_clock.wall_clock() - time.time()) < 60  # real again once freezegun is off
+
+
+def test_a_background_ticks_timestamps_are_frozen_by_freezegun(
+    make_pool: MakePool, make_ticker: MakeTicker, wait_for_ticks: WaitForTicks
+) -> None:
+    """A tick on the ticker's own thread stamps its report and records with frozen time."""
     frozen = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
     with freezegun.freeze_time(frozen):
-        assert _clock.wall_clock() == frozen.timestamp()
+        ticker = make_ticker(make_pool(("a",)), interval_s=0.01).start()
+        report = wait_for_ticks(ticker, 1)
+        ticker.stop()
+    assert report.started_at == frozen.timestamp()
+    assert ticker.health()["a"].since == frozen.timestamp()
 
 
 INTERVAL = 0.02

@@ -163,6 +163,55 @@ def test_debug_fields_are_built_only_when_structlogs_filter_keeps_debug(
     assert ("ping.failed" in debug_events) is built
 
 
+@pytest.mark.parametrize(
+    "wrapper",
+    ["generic-BoundLogger", "stdlib-BoundLogger-over-ReturnLogger", "filtering-over-print"],
+)
+def test_a_tick_is_published_whatever_structlog_is_configured_with(
+    make_pool: MakePool, make_ticker: MakeTicker, wrapper: str
+) -> None:
+    """Asking whether debug is on never breaks a tick, whatever wrapper class the app chose.
+
+    structlog's generic BoundLogger turns any attribute into a logging call,
+    and its stdlib one asks a wrapped logger that need not be the stdlib's.
+    """
+    import io
+    import logging
+
+    import structlog
+
+    wrappers = {
+        "generic-BoundLogger": (structlog.BoundLogger, structlog.ReturnLoggerFactory()),
+        "stdlib-BoundLogger-over-ReturnLogger": (
+            structlog.stdlib.BoundLogger,
+            structlog.ReturnLoggerFactory(),
+        ),
+        "filtering-over-print": (
+            structlog.make_filtering_bound_logger(logging.INFO),
+            structlog.PrintLoggerFactory(io.StringIO()),
+        ),
+    }
+    wrapper_class, factory = wrappers[wrapper]
+    pool = make_pool(ROLES)
+    pool.set_ping("chat", Fail())
+    changes: list[object] = []
+    ticker = make_ticker(pool, on_change=lambda old, new: changes.append(new.status))
+    saved = structlog.get_config()
+    structlog.configure(
+        processors=[structlog.processors.KeyValueRenderer()],
+        wrapper_class=wrapper_class,
+        logger_factory=factory,
+        cache_logger_on_first_use=False,
+    )
+    try:
+        report = ticker.tick()
+    finally:
+        structlog.configure(**saved)
+    assert report.pinged == ("embed",)
+    assert ticker.last_report is report
+    assert len(changes) == 2
+
+
 _UNCONFIGURED_APP = """
 import logging, sys
 {setup}
@@ -235,12 +284,16 @@ def test_records_carry_fields_as_attributes(
     logger = logging.getLogger("lilbee_ticker")
     handler = Keep(logging.DEBUG)
     logger.addHandler(handler)
-    monkeypatch.setattr(logger, "level", logging.DEBUG)
+    level = logger.level
+    # setLevel(), not the attribute: it also clears the logging module's
+    # cache of isEnabledFor() answers, which an earlier test may have filled.
+    logger.setLevel(logging.DEBUG)
     try:
         pool = make_pool(ROLES)
         pool.set_ping("chat", Fail())
         make_ticker(pool, name="recorded").tick()
     finally:
+        logger.setLevel(level)
         logger.removeHandler(handler)
     failing = next(r for r in records if r.getMessage() == "role.failing")
     assert failing.levelno == logging.WARNING
