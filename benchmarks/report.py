@@ -256,19 +256,19 @@ def evaluate_figures(sections: Mapping[str, Any], sizes: Sizes, reference: str) 
         )
     )
 
-    stop = _cell(sections, "stop_latency", "hung_app_event", reference)
-    cancelled = _cell(sections, "stop_latency", "hung_app_event_cancelled", reference)
+    stop = _cell(sections, "stop_latency", "hung_tail", reference)
+    cancelled = _cell(sections, "stop_latency", "hung_tail_cancelled", reference)
     woken = _cell(sections, "stop_latency", "hang_wakeups_app_event", reference)
-    bare_stop = _cell(sections, "stop_latency", "hung", floor_key)
+    bare_stop = _cell(sections, "stop_latency", "hung_tail", floor_key)
     worst = max(max(stop["samples"]), max(cancelled["samples"]))
     most_woken = max(woken["samples"])
     figures.append(
         Figure(
             "stop by setting an application's plain stop_event during a hung ping, p99",
             f"{stop['p99']:.2f} ms to the thread ended, {cancelled['p99']:.2f} ms to the ping "
-            f"cancelled (worst {worst:.2f} ms); ticker thread wake-ups during "
-            f"{sizes.hang_watch_s * 1e3:g} ms of hang: at most {most_woken:g} "
-            f"(median {woken['median']:g})",
+            f"cancelled, over {stop['n']} stops (worst {worst:.2f} ms); ticker thread "
+            f"wake-ups during {sizes.hang_watch_s * 1e3:g} ms of hang: at most "
+            f"{most_woken:g} (median {woken['median']:g})",
             f"the floor's stop (event + future.cancel()): {bare_stop['p99']:.2f} ms p99",
             max(stop["p99"], cancelled["p99"]) / bare_stop["p99"],
             "≤ 2 ms, no polling wake-ups",
