@@ -577,47 +577,20 @@ async def _reap(job: TickJob) -> None:
     The reap runs as a task of its own that the tick never cancels: not at
     the deadline, and not when the tick itself is cancelled (a
     :class:`Countdown` wait cancels only its own waiter future). Its
-    deadline counts from before it starts, so on Python 3.12+, where its
-    first step runs at once, the synchronous work of that step counts
-    against the bound too, as it does on 3.10 and 3.11.
+    deadline counts from before ``reap_idle()`` is called, so the
+    synchronous work before its first ``await`` counts against the bound,
+    on every Python (on 3.12+ that first step runs at once, eagerly).
     """
-    state, book, timeout = job.state, job.book, job.timeout
-    if book.reap is not None:
-        state.reap_error = CallTimeoutError("reap_idle()", timeout, still_running=True)
-        return
-    try:
-        # Typed as object: the Pool protocol promises a coroutine, but a pool
-        # that breaks it must get a clear error, not an odd one from await.
-        awaitable: object = job.pool.reap_idle()
-    except GeneratorExit:
-        raise
-    except BaseException as exc:
-        state.reap_error = exc
-        _end_the_loop_if_fatal(exc)
-        return
-    if type(awaitable) is not types.CoroutineType and not inspect.isawaitable(awaitable):
-        state.reap_error = not_awaitable("reap_idle()", "reap_idle", awaitable)
-        return
+    state, timeout = job.state, job.timeout
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     countdown = Countdown()
-    countdown.one_started()
-    book.starting()
-    try:
-        reap = _start_task(
-            loop,
-            LazyCoroutine(
-                functools.partial(_reap_call, awaitable, state), state, countdown.one_ended
-            ),
-        )
-        _quiet(reap)
-        state.reap_started = True
-        book.add_reap(reap)
-    finally:
-        book.started()
+    reap = _start_reap(job, loop, countdown)
+    if reap is None:
+        return
     await countdown.wait(deadline)  # a cancelled tick leaves the reap alone
     if not reap.done():
-        book.abandoned = reap  # runs on; its late outcome goes to book.late
+        job.book.abandoned = reap  # runs on; its late outcome goes to book.late
         late = loop.time() - deadline
         if late > late_grace(timeout):
             state.loop_late = ("reap", late)  # the loop woke late: not the reap's fault
@@ -637,6 +610,52 @@ async def _reap(job: TickJob) -> None:
         state.reaped = role_names(reap.result(), "reap_idle()")
     except TypeError as exc:
         state.reap_error = exc
+
+
+def _start_reap(
+    job: TickJob, loop: asyncio.AbstractEventLoop, countdown: Countdown
+) -> asyncio.Task[Any] | None:
+    """Call ``reap_idle()`` and start its task, counted in ``countdown``; None if none started.
+
+    The book says a call is starting before the pool's code first runs, and
+    only then is the gate read again: a stop() that finds the book idle has
+    closed the gate before, so no reap starts after it returned.
+    """
+    state, book, timeout = job.state, job.book, job.timeout
+    if book.reap is not None:
+        state.reap_error = CallTimeoutError("reap_idle()", timeout, still_running=True)
+        return None
+    book.starting()
+    try:
+        if not job.gate.open():
+            state.gated = True
+            return None
+        try:
+            # Typed as object: the Pool protocol promises a coroutine, but a pool
+            # that breaks it must get a clear error, not an odd one from await.
+            awaitable: object = job.pool.reap_idle()
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            state.reap_error = exc
+            _end_the_loop_if_fatal(exc)
+            return None
+        if type(awaitable) is not types.CoroutineType and not inspect.isawaitable(awaitable):
+            state.reap_error = not_awaitable("reap_idle()", "reap_idle", awaitable)
+            return None
+        countdown.one_started()
+        reap = _start_task(
+            loop,
+            LazyCoroutine(
+                functools.partial(_reap_call, awaitable, state), state, countdown.one_ended
+            ),
+        )
+        _quiet(reap)
+        state.reap_started = True
+        book.add_reap(reap)
+        return reap
+    finally:
+        book.started()
 
 
 async def _reap_call(awaitable: Any, state: TickState) -> Any:

@@ -11,8 +11,9 @@ facts shape this module:
 * freezegun always freezes ``datetime.datetime.now()``, whatever the calling
   thread or stack depth, so while freezegun is active :func:`wall_clock`
   (used for timestamps that tests want to compare with frozen time) reads
-  it rather than ``time.time()``, which freezegun leaves real in a thread
-  started by :mod:`threading`. Otherwise it reads the faster ``time.time()``.
+  it rather than ``time.time()``, which freezegun leaves real when a
+  :mod:`threading` frame is among its nearest callers (as in the ticker's
+  own thread). Otherwise it reads the faster ``time.time()``.
 
 Whatever :func:`monotonic` returns, :func:`next_wait` clamps the wait to
 ``[0, interval]`` so that a clock that stands still, jumps or runs backwards
@@ -42,7 +43,15 @@ else:  # pragma: no cover - Windows; next_wait's clamping still applies there
 
 # The real datetime class, kept inside a tuple: freezegun rewrites every
 # module attribute that is the real class, but does not look into values.
-_REAL_DATETIME: Final = (datetime.datetime,)
+# Found through the method resolution order, so that it is the real class
+# even if this module is first imported while freezegun is active.
+_REAL_DATETIME: Final = (
+    next(
+        cls
+        for cls in datetime.datetime.__mro__
+        if cls.__module__ == "datetime" and cls.__name__ == "datetime"
+    ),
+)
 
 
 def wall_clock() -> float:

@@ -50,9 +50,10 @@ def enabled(level: str) -> bool:
     """True if an event at ``level`` may be kept, so its fields are worth building.
 
     Under structlog, a wrapper class made by ``make_filtering_bound_logger``
-    (the usual production setup) answers with its ``is_enabled_for``; any
-    other keeps everything, as far as anyone can tell beforehand. Never
-    raises: a configuration that cannot answer is taken as keeping the event.
+    (the usual production setup) answers with its ``is_enabled_for``; with
+    any other, every event may be kept, as far as anyone can tell
+    beforehand. Never raises: a configuration that cannot answer is taken
+    as keeping the event.
     """
     number = _LEVELS[level]
     if structlog.is_configured():
@@ -65,6 +66,10 @@ def enabled(level: str) -> bool:
 # configures structlog otherwise. Replaced whole, so threads racing to make
 # it both make a correct one.
 _check: tuple[object, object, Callable[[int], object] | None] = (None, None, None)
+
+
+# Where make_filtering_bound_logger() makes its classes.
+_FILTERING_MODULE: Final = structlog.make_filtering_bound_logger(logging.INFO).__module__
 
 
 def _structlog_enabled(number: int) -> bool:
@@ -84,13 +89,16 @@ def _structlog_enabled(number: int) -> bool:
 
 
 def _level_check(wrapper_class: object) -> Callable[[int], object] | None:
-    """The bound ``is_enabled_for`` of a filtering wrapper class, or None.
+    """The bound ``is_enabled_for`` of a class ``make_filtering_bound_logger`` made, or None.
 
-    Looked up on the class itself: structlog's generic ``BoundLogger`` turns
-    any attribute into a logging call, and its stdlib one asks the wrapped
-    logger, which need not be a standard-library logger.
+    Only those drop an event by its level alone, before any processor runs.
+    Any other may keep it: structlog's generic ``BoundLogger`` turns any
+    attribute into a logging call, and its stdlib one (which has an
+    ``is_enabled_for`` from structlog 26.1) asks the standard-library
+    logger, while processors such as ``capture_logs()``'s see every event
+    first. A subclass may log otherwise than its base: it is not trusted.
     """
-    if not isinstance(wrapper_class, type):
+    if not isinstance(wrapper_class, type) or wrapper_class.__module__ != _FILTERING_MODULE:
         return None
     if inspect.getattr_static(wrapper_class, "is_enabled_for", None) is None:
         return None

@@ -342,3 +342,47 @@ def test_a_calls_synchronous_start_counts_against_its_bound_on_every_python() ->
     assert state.loop_late is None
     assert isinstance(state.reap_error, CallTimeoutError)
     assert isinstance(state.outcomes["chat"], CallTimeoutError)
+
+
+class _StopAtThirdLook(Gate):
+    """A gate that a stop() closes right after the tick's second look at it.
+
+    run_tick looks at its gate when it starts and again before the reap; a
+    stop landing between that look and the reap's start closes the gate and
+    then reads the book, as HealthTicker.stop() does.
+    """
+
+    def __init__(self, book: CallBook) -> None:
+        super().__init__(threading.Event())
+        self.book = book
+        self.looks = 0
+        self.idle_seen_by_stop: bool | None = None
+
+    def open(self) -> bool:
+        self.looks += 1
+        if self.looks == 3:
+            self.closed = True
+            self.idle_seen_by_stop = self.book.idle.is_set()
+        return super().open()
+
+
+def test_a_stop_just_before_the_reap_starts_none_and_finds_the_book_busy() -> None:
+    """No reap starts after a stop that found the book idle: the book is busy before the gate.
+
+    The book says a call is starting before the gate is read the last time,
+    and the pool's reap_idle() is called only after that read.
+    """
+
+    async def scenario() -> tuple[_StopAtThirdLook, TickState, int, bool]:
+        pool = FakePool(("embed",))
+        book = CallBook()
+        gate = _StopAtThirdLook(book)
+        job = TickJob(pool, book, gate, 5.0, None)
+        await run_tick(job)
+        return gate, job.state, pool.count("reap_idle"), book.idle.is_set()
+
+    gate, state, reaps, idle_after = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert gate.looks >= 3
+    assert gate.idle_seen_by_stop is False
+    assert reaps == 0
+    assert state.gated and idle_after

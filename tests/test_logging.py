@@ -212,6 +212,35 @@ def test_a_tick_is_published_whatever_structlog_is_configured_with(
     assert len(changes) == 2
 
 
+def test_capture_logs_sees_debug_events_under_structlogs_stdlib_wrapper(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """With structlog's stdlib wrapper, the stdlib level does not hide events from capture_logs().
+
+    From structlog 26.1 that wrapper has an is_enabled_for that asks the
+    standard-library logger (at WARNING here), but its processors, such as
+    capture_logs()'s, see every event first: the ticker must not skip any.
+    """
+    import structlog
+
+    pool = make_pool(ROLES)
+    pool.set_ping("chat", Fail())
+    ticker = make_ticker(pool)
+    saved = structlog.get_config()
+    structlog.configure(
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
+    try:
+        with capture_logs() as logs:
+            ticker.tick()
+    finally:
+        structlog.configure(**saved)
+    events = {entry["event"] for entry in logs}
+    assert {"tick.completed", "ping.failed"} <= events
+
+
 _UNCONFIGURED_APP = """
 import logging, sys
 {setup}
