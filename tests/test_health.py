@@ -438,7 +438,7 @@ def test_stats_read_during_ticks_are_each_one_ticks_counters(
         thread.start()
     expected = TickerStats()
     try:
-        for _ in range(200):
+        for _ in range(60):
             expected = expected.add(ticker.tick())
     finally:
         done.set()
