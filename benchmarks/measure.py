@@ -534,6 +534,44 @@ def _wait_long(event: threading.Event, cls: type[Contender], expected_s: float) 
         raise RuntimeError(f"{cls.label}: the run did not finish in {expected_s + _GIVE_UP_S}s")
 
 
+def _stop_during_hang(
+    bench: Bench, cls: type[Contender], mode: str, pool: BenchPool, watch_s: float
+) -> tuple[float, float, int]:
+    """Stop ``cls`` (by ``mode``) while its ping hangs on ``pool``.
+
+    Returns:
+        Milliseconds from the stop to the ticker having ended, and to the
+        hung ping having been cancelled on the loop; and how many times the
+        ticker's threads woke during ``watch_s`` of the hang before it (0 if
+        ``watch_s`` is 0: not watched).
+    """
+    sizes = bench.sizes
+    pool.reset()
+    with bench.session(
+        cls,
+        pool,
+        interval_s=sizes.stop_interval_s,
+        call_timeout_s=sizes.call_timeout_s,
+        app_event=mode == "app_event",
+    ) as session:
+        if not pool.hang_started.wait(_GIVE_UP_S):
+            raise RuntimeError(f"{cls.label} did not ping in {_GIVE_UP_S}s")
+        time.sleep(_HANG_SETTLE_S)
+        woken = 0
+        if watch_s:
+            # A design that polls while a call hangs wakes here; one that
+            # waits for the call's answer or its stop does not.
+            session.ledger.begin()
+            time.sleep(watch_s)
+            woken = session.ledger.end().voluntary
+        begun = time.perf_counter()
+        ended = session.stop() if mode == "stop" else session.stop_via_event()
+        if not pool.hang_cancelled.wait(_GIVE_UP_S):
+            raise RuntimeError(f"{cls.label} never cancelled the hung ping")
+    assert pool.hang_cancelled_at is not None
+    return (ended - begun) * 1e3, (pool.hang_cancelled_at - begun) * 1e3, woken
+
+
 def stop_latency(bench: Bench) -> Section:
     """From the stop call (or setting the event) to the ticker and its work having ended."""
     sizes = bench.sizes
@@ -581,29 +619,11 @@ def stop_latency(bench: Bench) -> Section:
     for repeat in range(sizes.stop_hung_repeats):
         bench.progress(f"stop latency, hung ping: repeat {repeat + 1} of {sizes.stop_hung_repeats}")
         for cls, mode in variants:
-            pool.reset()
-            with bench.session(
-                cls,
-                pool,
-                interval_s=sizes.stop_interval_s,
-                call_timeout_s=sizes.call_timeout_s,
-                app_event=mode == "app_event",
-            ) as session:
-                if not pool.hang_started.wait(_GIVE_UP_S):
-                    raise RuntimeError(f"{cls.label} did not ping in {_GIVE_UP_S}s")
-                time.sleep(_HANG_SETTLE_S)
-                # A design that polls while a call hangs wakes here; one that
-                # waits for the call's answer or its stop does not.
-                session.ledger.begin()
-                time.sleep(sizes.hang_watch_s)
-                woken = session.ledger.end().voluntary
-                begun = time.perf_counter()
-                ended = session.stop() if mode == "stop" else session.stop_via_event()
-                if not pool.hang_cancelled.wait(_GIVE_UP_S):
-                    raise RuntimeError(f"{cls.label} never cancelled the hung ping")
-            assert pool.hang_cancelled_at is not None
-            _extend(hung[mode], cls.key, [(ended - begun) * 1e3])
-            _extend(cancelled[mode], cls.key, [(pool.hang_cancelled_at - begun) * 1e3])
+            ended_ms, cancelled_ms, woken = _stop_during_hang(
+                bench, cls, mode, pool, sizes.hang_watch_s
+            )
+            _extend(hung[mode], cls.key, [ended_ms])
+            _extend(cancelled[mode], cls.key, [cancelled_ms])
             _extend(wakeups[mode], cls.key, [float(woken)])
 
     # The issue's stop figure again, with enough repeats for its p99 to be a
@@ -622,24 +642,9 @@ def stop_latency(bench: Bench) -> Section:
                 f"{min(repeat + 50, sizes.stop_tail_repeats)} of {sizes.stop_tail_repeats}"
             )
         for cls, mode in tail_variants:
-            pool.reset()
-            with bench.session(
-                cls,
-                pool,
-                interval_s=sizes.stop_interval_s,
-                call_timeout_s=sizes.call_timeout_s,
-                app_event=mode == "app_event",
-            ) as session:
-                if not pool.hang_started.wait(_GIVE_UP_S):
-                    raise RuntimeError(f"{cls.label} did not ping in {_GIVE_UP_S}s")
-                time.sleep(_HANG_SETTLE_S)
-                begun = time.perf_counter()
-                ended = session.stop() if mode == "stop" else session.stop_via_event()
-                if not pool.hang_cancelled.wait(_GIVE_UP_S):
-                    raise RuntimeError(f"{cls.label} never cancelled the hung ping")
-            assert pool.hang_cancelled_at is not None
-            _extend(tail, cls.key, [(ended - begun) * 1e3])
-            _extend(tail_cancelled, cls.key, [(pool.hang_cancelled_at - begun) * 1e3])
+            ended_ms, cancelled_ms, _ = _stop_during_hang(bench, cls, mode, pool, 0.0)
+            _extend(tail, cls.key, [ended_ms])
+            _extend(tail_cancelled, cls.key, [cancelled_ms])
 
     event_note = "Only HealthTicker has a stop event to set."
     app_note = (
