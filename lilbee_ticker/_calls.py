@@ -117,7 +117,6 @@ class TickState:
         "outcomes",
         "reap_ended_at",
         "reap_error",
-        "reap_started",
         "reaped",
         "registered",
         "snapshot_error",
@@ -136,7 +135,6 @@ class TickState:
         self.registered: tuple[str, ...] | None = None
         self.live: tuple[str, ...] | None = None
         self.survey_failures: dict[str, BaseException] = {}
-        self.reap_started = False
         self.reaped: tuple[str, ...] = ()
         self.reap_error: BaseException | None = None
         self.reap_ended_at: float | None = None  # monotonic; the reap step is over
@@ -651,7 +649,6 @@ def _start_reap(
             ),
         )
         _quiet(reap)
-        state.reap_started = True
         book.add_reap(reap)
         return reap
     finally:
