@@ -18,6 +18,7 @@ from lilbee_ticker._version import __version__
 
 if TYPE_CHECKING:
     from lilbee_ticker._compat import start_health_ticker, stop_health_ticker
+    from lilbee_ticker._events import OnChange
     from lilbee_ticker._exceptions import (
         CallTimeoutError,
         LoopUnresponsiveError,
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from lilbee_ticker._report import TickReport
     from lilbee_ticker._runtime import LoopRuntime, RuntimeNotRunningError
     from lilbee_ticker._stats import TickerStats
-    from lilbee_ticker._ticker import HealthTicker, OnChange
+    from lilbee_ticker._ticker import HealthTicker
 
 # Where each public name lives. They are imported on first use (PEP 562), so
 # that importing the package costs next to nothing: `python -m lilbee_ticker`
@@ -44,7 +45,7 @@ _HOMES = {
     "HealthTicker": "_ticker",
     "LoopRuntime": "_runtime",
     "LoopUnresponsiveError": "_exceptions",
-    "OnChange": "_ticker",
+    "OnChange": "_events",
     "Pool": "_protocols",
     "Probe": "_probe",
     "RoleAccessor": "_protocols",

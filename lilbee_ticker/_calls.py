@@ -24,52 +24,41 @@ The outcome of a call at its deadline is final: outcomes are settled once
 (:func:`settle`), and a call that returns late, swallows its cancellation or
 raises afterwards changes nothing.
 
-Everything ``async`` here, and every method of :class:`CallBook` but
-:attr:`CallBook.idle`, runs on the runtime's event loop thread, the only
-thread allowed to touch the pool.
+Everything ``async`` here runs on the runtime's event loop thread, the only
+thread allowed to touch the pool. The calls in flight are kept in a
+``_callbook.CallBook``; each runs as a ``_lazy.LazyCoroutine``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import collections.abc
-import enum
 import functools
 import inspect
-import sys
-import threading
 import types
-from collections.abc import Callable, Generator, Iterable
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from lilbee_ticker import _clock
+from lilbee_ticker._callbook import CallBook, Countdown
 from lilbee_ticker._exceptions import CallTimeoutError
+from lilbee_ticker._lazy import LazyCoroutine, Meter, quiet, start_task
+from lilbee_ticker._outcome import NotAlive, PingOutcome, safe_repr
 from lilbee_ticker._protocols import Pool
 
-__all__ = [
-    "CallBook",
-    "Gate",
-    "LazyCoroutine",
-    "NotAlive",
-    "PingOutcome",
-    "TickJob",
-    "TickState",
-    "abort",
-    "late_grace",
-    "role_names",
-    "run_tick",
-]
+__all__ = ["Gate", "TickJob", "TickState", "abort", "late_grace", "role_names", "run_tick"]
+
+# What the tick's own coroutine runs of the pool's code in its steps, for a
+# message naming what blocked the loop.
+SURVEY = "the survey (registered_roles, accessor(role).is_alive)"
 
 
-class NotAlive(enum.Enum):
-    """The outcome of a ping that was skipped because its role was no longer alive."""
+class Stops(Protocol):
+    """What a gate reads to know that the ticker is stopping (its ``_wake.Wake``)."""
 
-    NOT_ALIVE = "not alive"
+    def is_set(self) -> bool:
+        """True once the ticker is stopping."""
+        ...
 
-
-PingOutcome = float | BaseException | NotAlive | None
-"""A round trip in seconds, the exception the ping raised, NOT_ALIVE, or None (no outcome yet)."""
 
 # What a pool call raises is that call's failure: every Exception, a
 # CancelledError the pool raised itself (an inner wait of the pool's that was
@@ -86,22 +75,22 @@ class Gate:
     does nothing once the ticker has given up on it or is stopping.
     """
 
-    __slots__ = ("_stop_event", "closed")
+    __slots__ = ("_stops", "closed")
 
-    def __init__(self, stop_event: threading.Event) -> None:
-        self._stop_event = stop_event
+    def __init__(self, stops: Stops) -> None:
+        self._stops = stops
         self.closed = False  # set by the ticker thread, read on the loop thread
 
     def open(self) -> bool:
         """Return True while the tick still wants its calls made."""
-        return not self.closed and not self._stop_event.is_set()
+        return not self.closed and not self._stops.is_set()
 
 
-class TickState:
+class TickState(Meter):
     """What :func:`run_tick` learned, written on the loop thread as it goes.
 
     The ticker thread reads it once the tick's future is done, or, after
-    giving up on it, reads whatever is there (see :meth:`outcomes_now`).
+    giving up on it, reads whatever is there (see :meth:`facts`).
     Each attribute is assigned whole, and ``outcomes`` is created with all its
     keys before any ping starts and only its values change after, so such a
     read sees, per item, either nothing yet or a complete value.
@@ -111,9 +100,7 @@ class TickState:
         "gated",
         "live",
         "loop",
-        "loop_busy_s",
         "loop_late",
-        "metering",
         "outcomes",
         "reap_ended_at",
         "reap_error",
@@ -127,6 +114,7 @@ class TickState:
     )
 
     def __init__(self) -> None:
+        super().__init__()
         self.submitted_at: float | None = None  # monotonic; set by the ticker thread
         self.started_at: float | None = None  # monotonic time the loop started the tick
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -145,186 +133,35 @@ class TickState:
         # (step, seconds): the loop woke that late for a step's deadline, so
         # the calls still running then are the loop's fault, not theirs.
         self.loop_late: tuple[str, float] | None = None
-        # Seconds the tick's own steps (its coroutine's, its reap's and its
-        # pings', the pool's synchronous work within them included) held the
-        # loop; metering is True while one is being timed, so that a step run
-        # inside another (an eagerly started task) is not counted twice.
-        self.loop_busy_s = 0.0
-        self.metering = False
 
-    def outcomes_now(self) -> dict[str, PingOutcome]:
-        """Return a copy of the ping outcomes as they stand: the ticker thread's final word."""
-        return dict(self.outcomes)
+    def facts(self) -> dict[str, Any]:
+        """What the loop has recorded so far, as ``TickRecord`` fields: the thread's final word.
 
-
-class CallBook:
-    """The ticker's calls still running on the loop: at most one reap and one ping per role.
-
-    One per ticker, shared by all its ticks. Its tasks are added by
-    :func:`run_tick`, the reap removed by its done-callback and each ping
-    by :meth:`ping_ended` from its own last step, all on the loop thread,
-    so it needs no lock. The ticker thread only waits on :attr:`idle`,
-    which is set whenever no call is running.
-    """
-
-    __slots__ = ("_cancelling", "_opening", "abandoned", "idle", "late", "pings", "reap")
-
-    def __init__(self) -> None:
-        self.reap: asyncio.Task[Any] | None = None
-        # The reap a tick stopped waiting for; when it ends, its result or
-        # error goes to ``late``, which the ticker thread drains (a deque:
-        # appends and pops are atomic).
-        self.abandoned: asyncio.Task[Any] | None = None
-        self.late: collections.deque[object] = collections.deque()
-        self.pings: dict[str, asyncio.Task[None]] = {}
-        # Pings the ticker itself cancelled (deadline or stop): their
-        # CancelledError is ours, not the pool's.
-        self._cancelling: set[asyncio.Task[None]] = set()
-        self.idle = threading.Event()
-        self.idle.set()
-        # True from starting() to started(): calls are being started, and
-        # some may not be recorded yet.
-        self._opening = False
-
-    def starting(self) -> None:
-        """Say that calls are about to start, before their tasks exist; :meth:`started` ends it.
-
-        A task started eagerly (Python 3.12+) runs the pool's code before
-        :meth:`add_reap` or :meth:`add_ping` can record it; the ticker thread,
-        reading :attr:`idle` meanwhile, must already see a call in flight.
-        And a ping that ends eagerly leaves the book at once: until every
-        call of the step is started and recorded, that must not set
-        :attr:`idle`, while a later call of the same step may still run.
+        Read on the ticker thread once it stops waiting; the mappings are
+        copied, so nothing the loop does afterwards changes the record.
         """
-        self._opening = True
-        if self.idle.is_set():  # only this thread sets it: no race
-            self.idle.clear()
-
-    def started(self) -> None:
-        """Every call of the step is started and recorded: :attr:`idle` may be set again."""
-        self._opening = False
-        self.settle_idle()
-
-    def add_reap(self, task: asyncio.Task[Any]) -> None:
-        """Keep ``task`` as the reap in flight until it ends; :meth:`starting` came first."""
-        self.reap = task
-        task.add_done_callback(self._reap_done)
-
-    def add_ping(self, role: str, task: asyncio.Task[None]) -> None:
-        """Keep ``task`` as ``role``'s ping in flight until :meth:`ping_ended`.
-
-        :meth:`starting` came first. A ping that already ended (eagerly, on
-        Python 3.12+) is not kept: its :meth:`ping_ended` has come already.
-        """
-        if not task.done():
-            self.pings[role] = task
-
-    def ping_ended(self, countdown: Countdown, role: str) -> None:
-        """``role``'s ping ended: called from its own last step (``LazyCoroutine``'s on_end).
-
-        No done-callback of the task is needed, and none of its loop
-        iterations: at most one ping per role is in flight, so the ping in
-        the book for ``role`` is this one, if it was recorded yet.
-        """
-        task = self.pings.pop(role, None)
-        if task is not None:
-            self._cancelling.discard(task)
-        countdown.one_ended()
-        self.settle_idle()
-
-    def cancel_ping(self, task: asyncio.Task[None]) -> None:
-        """Cancel a ping of ours, remembering that its CancelledError is ours."""
-        if not task.done():
-            self._cancelling.add(task)
-            task.cancel()
-
-    def cancel_pings(self) -> None:
-        """Cancel every ping in flight (the reap is never cancelled)."""
-        for task in tuple(self.pings.values()):
-            self.cancel_ping(task)
-
-    def cancelled_by_us(self, task: asyncio.Task[Any] | None) -> bool:
-        """True if the ticker asked ``task`` to cancel."""
-        return task in self._cancelling
-
-    @property
-    def size(self) -> int:
-        """How many calls are in flight."""
-        return len(self.pings) + (self.reap is not None)
-
-    def _reap_done(self, task: asyncio.Task[Any]) -> None:
-        if self.reap is task:
-            self.reap = None
-        # Retrieved here, always, so asyncio never logs "exception was never
-        # retrieved" for a reap nobody waited for to the end.
-        outcome: object = (
-            asyncio.CancelledError("reap_idle() was cancelled on the loop")
-            if task.cancelled()
-            else task.exception() or task.result()
+        facts = {name: getattr(self, name) for name in _SHARED_FACTS}
+        started, submitted = self.started_at, self.submitted_at
+        facts["survey_failures"] = dict(self.survey_failures)
+        facts["outcomes"] = dict(self.outcomes)
+        facts["reap_done"] = self.reap_ended_at is not None
+        facts["loop_busy_s"] = None if started is None else self.loop_busy_s
+        facts["loop_lag_s"] = (
+            None if started is None or submitted is None else max(0.0, started - submitted)
         )
-        if self.abandoned is task:
-            self.abandoned = None
-            self.late.append(outcome)
-        self.settle_idle()
-
-    def settle_idle(self) -> None:
-        """Set :attr:`idle` if no call is in flight (and none is being started)."""
-        if self._opening:
-            return
-        if self.reap is None and not self.pings:
-            self.idle.set()
+        return facts
 
 
-class Countdown:
-    """Wakes a tick waiting for its calls when the last one ends, or at the deadline.
-
-    One waiter future and one timer for all the calls of a step, where
-    ``asyncio.wait`` would add and then remove a callback on each task. Each
-    call counts itself in before it starts (:meth:`one_started`) and out from
-    within its own last step (:meth:`one_ended`, through
-    :class:`LazyCoroutine`'s ``on_end``), so the tick resumes in the loop
-    iteration after the last call ends, not one later, as a done-callback
-    would. A call started eagerly (Python 3.12+) may end before the tick
-    waits at all; the tick then does not wait. Used on the loop thread only.
-    """
-
-    __slots__ = ("left", "waiter")
-
-    def __init__(self) -> None:
-        self.left = 0  # calls counted in and not yet out
-        self.waiter: asyncio.Future[None] | None = None  # made when the tick waits
-
-    def one_started(self) -> None:
-        """A call is about to start."""
-        self.left += 1
-
-    def one_ended(self) -> None:
-        """A call counted here has ended."""
-        self.left -= 1
-        if self.left == 0:
-            self.wake()
-
-    def wake(self) -> None:
-        """Wake the waiting tick, if it waits (the last call ended, or the deadline came)."""
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def wait(self, deadline: float) -> None:
-        """Wait until every call counted here has ended, or until ``deadline`` (loop time).
-
-        The calls are left alone, whichever comes first, and also when the
-        waiting tick is cancelled: only the waiter future is cancelled then.
-        """
-        if self.left == 0:
-            return
-        loop = asyncio.get_running_loop()
-        self.waiter = loop.create_future()
-        timer = loop.call_at(deadline, self.wake)
-        try:
-            await self.waiter
-        finally:
-            timer.cancel()
+# The TickState attributes a TickRecord takes as they are.
+_SHARED_FACTS = (
+    "snapshot_error",
+    "registered",
+    "live",
+    "reaped",
+    "reap_error",
+    "gated",
+    "loop_late",
+)
 
 
 class TickJob:
@@ -348,119 +185,6 @@ class TickJob:
         # whose ping_role takes no timeout keyword.
         self.ping_timeout = ping_timeout
         self.state = TickState()
-
-
-class LazyCoroutine(collections.abc.Coroutine[Any, Any, Any]):
-    """A coroutine that creates the real one only when the loop first runs it.
-
-    A runtime that stops its loop without running what was submitted (as
-    lilbee's does) would leave a plain coroutine unawaited, and Python warns
-    about that when the coroutine is collected. One that never started here
-    was never created, so nothing warns; once started it is the real one.
-
-    Args:
-        factory: Makes the real coroutine.
-        meter: Where to add the time each step takes
-            (:attr:`TickState.loop_busy_s`), if anywhere.
-        on_end: Called once, within the step that ends the coroutine (it
-            returned or raised, or was thrown into before it started), after
-            that step is metered. A tick waiting for this call is woken from
-            there, not from a done-callback of the task one loop iteration
-            later.
-    """
-
-    __slots__ = ("_coro", "_factory", "_meter", "_on_end")
-
-    def __init__(
-        self,
-        factory: Callable[[], collections.abc.Coroutine[Any, Any, Any]],
-        meter: TickState | None = None,
-        on_end: Callable[[], None] | None = None,
-    ) -> None:
-        self._factory: Callable[[], collections.abc.Coroutine[Any, Any, Any]] | None = factory
-        self._coro: collections.abc.Coroutine[Any, Any, Any] | None = None
-        self._meter = meter
-        self._on_end = on_end
-
-    def _real(self) -> collections.abc.Coroutine[Any, Any, Any]:
-        """The real coroutine, created on the first call."""
-        coro = self._coro
-        if coro is None:
-            factory = self._factory
-            if factory is None:
-                raise RuntimeError("cannot reuse an already closed coroutine")
-            self._factory = None
-            coro = self._coro = factory()
-        return coro
-
-    def send(self, value: Any) -> Any:
-        """Start the real coroutine on first use, then pass ``value`` on."""
-        coro = self._coro
-        if coro is None:
-            coro = self._real()
-        return self._step(coro.send, value)
-
-    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
-        """Raise into the real coroutine; one that never started just raises."""
-        error = typ if val is None else val
-        if isinstance(error, type):
-            error = error()
-        if tb is not None:
-            error = error.with_traceback(tb)
-        coro = self._coro
-        if coro is None:
-            self._factory = None
-            self._ended()
-            raise error
-        return self._step(coro.throw, error)
-
-    def _step(self, step: Callable[[Any], Any], value: Any) -> Any:
-        meter = self._meter
-        if meter is None or meter.metering:  # not metered, or inside a metered step
-            try:
-                return step(value)
-            except BaseException:
-                self._ended()
-                raise
-        meter.metering = True
-        start = _clock.monotonic()
-        try:
-            result = step(value)
-        except BaseException:
-            meter.loop_busy_s += _clock.monotonic() - start
-            meter.metering = False
-            self._ended()  # after the metering: whoever it wakes reads a whole figure
-            raise
-        meter.loop_busy_s += _clock.monotonic() - start
-        meter.metering = False
-        return result
-
-    def _ended(self) -> None:
-        on_end = self._on_end
-        if on_end is not None:
-            self._on_end = None
-            on_end()
-
-    def close(self) -> None:
-        """Close the real coroutine, if it ever started."""
-        self._factory = None
-        if self._coro is not None:
-            self._coro.close()
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        return self._real().__await__()
-
-
-def _quiet(task: asyncio.Task[Any] | None) -> None:
-    """Let asyncio drop ``task`` silently if its loop is closed while it is pending.
-
-    A runtime may stop its loop without cancelling what runs on it (lilbee's
-    does). The ticker has then already reported the tick as interrupted, and
-    asyncio's "Task was destroyed but it is pending!" would only be noise.
-    ``_log_destroy_pending`` is the attribute asyncio itself reads for that.
-    """
-    if task is not None:
-        task._log_destroy_pending = False  # type: ignore[attr-defined]
 
 
 def settle(outcomes: dict[str, PingOutcome], role: str, outcome: PingOutcome) -> None:
@@ -487,18 +211,33 @@ def role_names(value: object, what: str) -> tuple[str, ...]:
         return tuple(value)
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise TypeError(
-            f"{what} must give an iterable of role names (str), got {value!r} of type "
+            f"{what} must give an iterable of role names (str), got {safe_repr(value)} of type "
             f"{type(value).__name__}" + _hint(value, what)
         )
     names: dict[str, None] = {}
     for item in value:
         if not isinstance(item, str):
             raise TypeError(
-                f"{what} must give role names (str), but one item is {item!r} of type "
+                f"{what} must give role names (str), but one item is {safe_repr(item)} of type "
                 f"{type(item).__name__}"
             )
         names[item] = None
     return tuple(names)
+
+
+def _alive(value: object, role: str) -> bool:
+    """``accessor(role).is_alive`` as a bool, refusing a method, which is always truthy.
+
+    ``def is_alive(self)`` is the shape of ``multiprocessing.Process.is_alive``;
+    read as a value it would make a dead worker look alive.
+    """
+    if callable(value):
+        raise TypeError(
+            f"accessor({role!r}).is_alive must be a bool, but it is a method "
+            f"({safe_repr(value)}): make it a property (decorate it with @property), "
+            "as lilbee_ticker.RoleAccessor says"
+        )
+    return bool(value)
 
 
 def _hint(value: object, what: str) -> str:
@@ -511,7 +250,7 @@ async def run_tick(job: TickJob) -> None:
     """Survey, reap, then ping every survivor at once; each step bounded by ``job.timeout``."""
     state = job.state
     task = asyncio.current_task()
-    _quiet(task)
+    quiet(task)
     # Recorded before the gate is read: a ticker that closes the gate and
     # then finds no loop here knows this coroutine will stop at the gate.
     state.loop = asyncio.get_running_loop()
@@ -554,7 +293,7 @@ def _survey(job: TickJob) -> bool:
     live: list[str] = []
     for role in registered:
         try:
-            alive = bool(pool.accessor(role).is_alive)
+            alive = _alive(pool.accessor(role).is_alive, role)
         except GeneratorExit:
             raise
         except BaseException as exc:
@@ -642,13 +381,16 @@ def _start_reap(
             state.reap_error = not_awaitable("reap_idle()", "reap_idle", awaitable)
             return None
         countdown.one_started()
-        reap = _start_task(
+        reap = start_task(
             loop,
             LazyCoroutine(
-                functools.partial(_reap_call, awaitable, state), state, countdown.one_ended
+                functools.partial(_reap_call, awaitable, state),
+                state,
+                countdown.one_ended,
+                "reap_idle()",
             ),
         )
-        _quiet(reap)
+        quiet(reap)
         book.add_reap(reap)
         return reap
     finally:
@@ -689,12 +431,13 @@ async def _ping_all(job: TickJob, live: tuple[str, ...]) -> None:
                 )
                 continue
             countdown.one_started()
-            ping = _start_task(
+            ping = start_task(
                 loop,
                 LazyCoroutine(
                     functools.partial(_ping, job, role, outcomes),
                     state,
                     functools.partial(book.ping_ended, countdown, role),
+                    f"ping_role({role!r})",
                 ),
             )
             ping._log_destroy_pending = False  # type: ignore[attr-defined]  # see _quiet
@@ -747,7 +490,7 @@ async def _ping(job: TickJob, role: str, outcomes: dict[str, PingOutcome]) -> No
         return  # the ticker gave up on this tick: no outcome
     pool = job.pool
     try:
-        alive = bool(pool.accessor(role).is_alive)
+        alive = _alive(pool.accessor(role).is_alive, role)
     except GeneratorExit:
         raise
     except BaseException as exc:
@@ -783,33 +526,10 @@ async def _ping(job: TickJob, role: str, outcomes: dict[str, PingOutcome]) -> No
         settle(outcomes, role, _clock.monotonic() - start)
 
 
-if sys.version_info >= (3, 12):
-
-    def _start_task(loop: asyncio.AbstractEventLoop, coro: LazyCoroutine) -> asyncio.Task[Any]:
-        """Start a task of the tick's, running its first step at once (eagerly).
-
-        A reap or ping that answers without waiting is then done before this
-        returns: no loop iteration, no timer. asyncio's eager start keeps
-        ``asyncio.current_task()`` right inside that first step.
-        """
-        return asyncio.Task(coro, loop=loop, eager_start=True)
-
-else:
-
-    def _start_task(loop: asyncio.AbstractEventLoop, coro: LazyCoroutine) -> asyncio.Task[Any]:
-        """Start a task of the tick's; its first step runs at the loop's next iteration.
-
-        Made directly, as on 3.12+, rather than through ``loop.create_task``:
-        a tick's tasks are the ticker's own, and a loop's task factory is for
-        the application's.
-        """
-        return asyncio.Task(coro, loop=loop)
-
-
 def not_awaitable(call: str, member: str, value: object) -> TypeError:
     """The error for a pool method that returned something that cannot be awaited."""
     return TypeError(
-        f"{call} returned {value!r} (a {type(value).__name__}), not an awaitable: make "
+        f"{call} returned {safe_repr(value)} (a {type(value).__name__}), not an awaitable: make "
         f"{member} an async def (a coroutine function), as the lilbee_ticker.Pool protocol says"
     )
 

@@ -130,19 +130,37 @@ class LoopUnresponsiveError(TickerError, TimeoutError):
             start the tick), ``"reap"`` or ``"pings"`` (the loop did not
             come back from that step by its deadline).
         waited_s: How long the ticker waited, in seconds.
+        blocked_in: The ticker's own call whose step the loop was running
+            and had not finished, such as ``"ping_role('chat')"``, or
+            ``None`` when the loop was not inside one (blocked by the
+            application's code, or stopped). Even when named, the call's
+            role is not blamed: its worker may be fine.
+        blocked_s: For how long the loop had been inside :attr:`blocked_in`.
 
     .. versionadded:: 0.2.0
     """
 
-    def __init__(self, stage: str, waited_s: float) -> None:
+    def __init__(
+        self,
+        stage: str,
+        waited_s: float,
+        *,
+        blocked_inside: tuple[str, float] | None = None,
+    ) -> None:
         self.stage = stage
         self.waited_s = waited_s
+        self.blocked_in: str | None = None if blocked_inside is None else blocked_inside[0]
+        self.blocked_s: float | None = None if blocked_inside is None else blocked_inside[1]
         what = {
             "start": "did not start the tick",
             "reap": "did not come back from reap_idle() by its deadline",
             "pings": "did not come back from the pings by their deadline",
         }.get(stage, f"stalled at {stage}")
-        super().__init__(
-            f"the runtime's event loop {what} ({waited_s:.3g}s waited): it is blocked by a "
-            "synchronous call or stopped"
-        )
+        if blocked_inside is None:
+            why = "it is blocked by a synchronous call or stopped"
+        else:
+            why = (
+                f"the loop has been blocked for {blocked_inside[1]:.3g}s inside "
+                f"{blocked_inside[0]}, a synchronous call in the pool's code"
+            )
+        super().__init__(f"the runtime's event loop {what} ({waited_s:.3g}s waited): {why}")

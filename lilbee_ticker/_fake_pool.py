@@ -329,6 +329,11 @@ class FakePool:
         pings_count_as_use: bool = False,
         ping_timeout_s: float | None = None,
     ) -> None:
+        if isinstance(roles, (str, bytes)):
+            raise TypeError(
+                f"roles must be an iterable of role names, got the string {roles!r}, which "
+                f"would register one role per character: pass FakePool([{roles!r}])"
+            )
         names = tuple(roles)
         if isinstance(alive, bool):
             alive_set = set(names) if alive else set()

@@ -2,12 +2,16 @@
 
 A library must fit the application's logging, never configure it. So:
 
-* If the application has configured structlog (``structlog.configure()``,
-  which ``structlog.testing.capture_logs()`` also does), every event goes
-  through its pipeline, as key-value events.
+* If the application has configured structlog (``structlog.configure()``
+  with anything but structlog's own defaults, as ``structlog.testing.capture_logs()``
+  does while it is open), every event goes through its pipeline, as
+  key-value events. A configuration left as structlog's built-in defaults,
+  as ``capture_logs()`` leaves it when it ends, does not count: it would
+  print events to stdout, which no application asked for.
 * Otherwise every event becomes a standard-library :class:`logging.LogRecord`
-  on the logger named ``lilbee_ticker``: its message is the event name, and
-  its key-value fields are kept on the record, as ``record.fields`` and, where
+  on the logger named ``lilbee_ticker``. Its message reads on its own, as
+  one line: ``role.unhealthy: role='chat' consecutive_failures=3 error=...``.
+  The fields are also kept on the record, as ``record.fields`` and, where
   the name is free, as attributes of their own. The standard levels apply,
   so an application that has configured nothing sees warnings and worse on
   stderr, and nothing at debug or info.
@@ -24,7 +28,9 @@ from typing import Any, Final
 
 import structlog
 
-__all__ = ["LOGGER_NAME", "emit"]
+from lilbee_ticker._outcome import safe_repr
+
+__all__ = ["LOGGER_NAME", "emit", "uses_structlog"]
 
 LOGGER_NAME: Final = "lilbee_ticker"
 
@@ -56,9 +62,46 @@ def enabled(level: str) -> bool:
     as keeping the event.
     """
     number = _LEVELS[level]
-    if structlog.is_configured():
+    if uses_structlog():
         return _structlog_enabled(number)
     return _stdlib.isEnabledFor(number)
+
+
+def _builtin_defaults() -> tuple[object, ...] | None:
+    """Structlog's own default configuration, as (processors, wrapper, context, factory)."""
+    config = getattr(structlog, "_config", None)
+    try:
+        return (
+            list(config._BUILTIN_DEFAULT_PROCESSORS),  # type: ignore[union-attr]
+            config._BUILTIN_DEFAULT_WRAPPER_CLASS,  # type: ignore[union-attr]
+            config._BUILTIN_DEFAULT_CONTEXT_CLASS,  # type: ignore[union-attr]
+            config._BUILTIN_DEFAULT_LOGGER_FACTORY,  # type: ignore[union-attr]
+        )
+    except AttributeError:  # pragma: no cover - a structlog without them: is_configured() alone
+        return None
+
+
+_DEFAULTS: Final = _builtin_defaults()
+
+
+def uses_structlog() -> bool:
+    """True if the application configured structlog, so events go through its pipeline.
+
+    ``structlog.is_configured()`` alone is not enough: ``capture_logs()``
+    leaves it True when it ends, with every setting back at the defaults.
+    """
+    if not structlog.is_configured():
+        return False
+    if _DEFAULTS is None:  # pragma: no cover
+        return True
+    config = structlog.get_config()
+    now = (
+        list(config["processors"]),
+        config["wrapper_class"],
+        config["context_class"],
+        config["logger_factory"],
+    )
+    return now != _DEFAULTS
 
 
 # (the wrapper class and logger factory it was made for, the level check of a
@@ -117,7 +160,7 @@ def emit(level: str, event: str, **fields: Any) -> None:
 
     ``exc_info`` among the fields is passed on as the exception to log.
     """
-    if structlog.is_configured():
+    if uses_structlog():
         getattr(_structlog, level)(event, **fields)
         return
     number = _LEVELS[level]
@@ -126,4 +169,17 @@ def emit(level: str, event: str, **fields: Any) -> None:
     exc_info = fields.pop("exc_info", None)
     extra: dict[str, Any] = {key: value for key, value in fields.items() if key not in _RESERVED}
     extra["fields"] = fields
-    _stdlib.log(number, event, exc_info=exc_info, extra=extra)
+    # No args: the line is the message as it is, whatever "%" it holds.
+    _stdlib.log(number, _line(event, fields), exc_info=exc_info, extra=extra)
+
+
+# How long one field's value may get in a stdlib message.
+_MAX_VALUE_CHARS: Final = 500
+
+
+def _line(event: str, fields: dict[str, Any]) -> str:
+    """``event: key=value ...``: a message that reads on its own, whatever prints it."""
+    if not fields:
+        return event
+    parts = " ".join(f"{key}={safe_repr(value, _MAX_VALUE_CHARS)}" for key, value in fields.items())
+    return f"{event}: {parts}"

@@ -345,5 +345,8 @@ class LoopRuntime:
 
 def _describe(task: asyncio.Task[Any]) -> str:
     coro = task.get_coro()
+    label = getattr(coro, "label", None)  # a ticker's own call names itself: reap_idle()
+    if isinstance(label, str):
+        return f"{label} (lilbee_ticker)"
     name = getattr(coro, "__qualname__", None) or repr(coro)
     return f"{task.get_name()}: {name}"

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import dataclasses
-from typing import Any
+from typing import NamedTuple
 
 from lilbee_ticker._exceptions import CallTimeoutError
+from lilbee_ticker._outcome import is_cancellation
 from lilbee_ticker._report import TickReport
 
-__all__ = ["StatsBook", "TickerStats"]
-
-# A cancellation, of either kind: asyncio's and concurrent.futures' are different classes.
-_CANCELLATIONS = (asyncio.CancelledError, concurrent.futures.CancelledError)
+__all__ = ["StatsBook", "Tally", "TickerStats"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -85,73 +81,45 @@ class TickerStats:
 
     def add(self, report: TickReport) -> TickerStats:
         """Return these counters with ``report`` counted in."""
-        return _stats(_count(dataclasses.astuple(self), report))
+        return TickerStats(**count(Tally(**dataclasses.asdict(self)), report)._asdict())
 
 
-_Tally = tuple[
-    int,  # ticks
-    int,  # skipped_ticks
-    int,  # interrupted_ticks
-    int,  # reaps
-    int,  # reap_failures
-    int,  # roles_reaped
-    int,  # pings
-    int,  # ping_failures
-    int,  # timeouts
-    int,  # snapshot_failures
-    int,  # loop_stalls
-    float | None,  # last_loop_lag_s
-    int,  # loop_lag_count
-    float,  # loop_lag_sum_s
-    float | None,  # max_loop_lag_s
-    float | None,  # last_loop_busy_s
-    float | None,  # max_loop_busy_s
-    float | None,  # last_tick_duration_s
-    float | None,  # max_tick_duration_s
-]
-"""TickerStats' fields, in order, as a plain tuple."""
+class Tally(NamedTuple):
+    """TickerStats' fields as a plain named tuple, cheap to replace once per tick."""
 
-_FIELDS = tuple(field.name for field in dataclasses.fields(TickerStats))
+    ticks: int = 0
+    skipped_ticks: int = 0
+    interrupted_ticks: int = 0
+    reaps: int = 0
+    reap_failures: int = 0
+    roles_reaped: int = 0
+    pings: int = 0
+    ping_failures: int = 0
+    timeouts: int = 0
+    snapshot_failures: int = 0
+    loop_stalls: int = 0
+    last_loop_lag_s: float | None = None
+    loop_lag_count: int = 0
+    loop_lag_sum_s: float = 0.0
+    max_loop_lag_s: float | None = None
+    last_loop_busy_s: float | None = None
+    max_loop_busy_s: float | None = None
+    last_tick_duration_s: float | None = None
+    max_tick_duration_s: float | None = None
 
 
-def _stats(tally: _Tally) -> TickerStats:
-    fields: dict[str, Any] = dict(zip(_FIELDS, tally, strict=True))
-    return TickerStats(**fields)
+if Tally._fields != tuple(field.name for field in dataclasses.fields(TickerStats)):
+    raise AssertionError("Tally and TickerStats must have the same fields")  # pragma: no cover
 
 
-def _count(tally: _Tally, report: TickReport) -> _Tally:
+def count(tally: Tally, report: TickReport) -> Tally:
     """Return ``tally`` with ``report`` counted in."""
-    (
-        ticks,
-        skipped_ticks,
-        interrupted_ticks,
-        reaps,
-        reap_failures,
-        roles_reaped,
-        pings,
-        ping_failures,
-        timeouts,
-        snapshot_failures,
-        loop_stalls,
-        last_loop_lag_s,
-        loop_lag_count,
-        loop_lag_sum_s,
-        max_loop_lag_s,
-        last_loop_busy_s,
-        max_loop_busy_s,
-        _,
-        max_tick_duration_s,
-    ) = tally
     interrupted = report.interrupted
     failed = report.failed
     if failed:
-        counted_failures = [
-            error
-            for error in failed.values()
-            if not (interrupted and isinstance(error, _CANCELLATIONS))
-        ]
-        failures = len(counted_failures)
-        timed_out = sum(isinstance(error, CallTimeoutError) for error in counted_failures)
+        counted = [e for e in failed.values() if not (interrupted and is_cancellation(e))]
+        failures = len(counted)
+        timed_out = sum(isinstance(error, CallTimeoutError) for error in counted)
     else:
         failures = timed_out = 0
     reap_error = report.reap_error
@@ -162,58 +130,58 @@ def _count(tally: _Tally, report: TickReport) -> _Tally:
     lag = report.loop_lag_s
     busy = report.loop_busy_s
     duration = report.duration_s
-    return (
-        ticks + 1,
-        skipped_ticks + report.skipped,
-        interrupted_ticks + interrupted,
+    return Tally(
+        ticks=tally.ticks + 1,
+        skipped_ticks=tally.skipped_ticks + report.skipped,
+        interrupted_ticks=tally.interrupted_ticks + interrupted,
         # The survey calls reap_idle() exactly when a role is live.
-        reaps + bool(report.live),
-        reap_failures
-        + (reap_error is not None and not (interrupted and isinstance(reap_error, _CANCELLATIONS))),
-        roles_reaped + len(report.reaped),
-        pings + len(report.pinged) + failures,
-        ping_failures + failures,
-        timeouts + timed_out,
-        snapshot_failures + (snapshot_error is not None and not interrupted),
-        loop_stalls + (report.loop_error is not None),
-        lag if lag is not None else last_loop_lag_s,
-        loop_lag_count + (lag is not None),
-        loop_lag_sum_s + (lag or 0.0),
-        max_loop_lag_s if lag is None else max(lag, max_loop_lag_s or 0.0),
-        busy if busy is not None else last_loop_busy_s,
-        max_loop_busy_s if busy is None else max(busy, max_loop_busy_s or 0.0),
-        duration,
-        duration if max_tick_duration_s is None else max(duration, max_tick_duration_s),
+        reaps=tally.reaps + bool(report.live),
+        reap_failures=tally.reap_failures
+        + (reap_error is not None and not (interrupted and is_cancellation(reap_error))),
+        roles_reaped=tally.roles_reaped + len(report.reaped),
+        pings=tally.pings + len(report.pinged) + failures,
+        ping_failures=tally.ping_failures + failures,
+        timeouts=tally.timeouts + timed_out,
+        snapshot_failures=tally.snapshot_failures
+        + (snapshot_error is not None and not interrupted),
+        loop_stalls=tally.loop_stalls + (report.loop_error is not None),
+        last_loop_lag_s=lag if lag is not None else tally.last_loop_lag_s,
+        loop_lag_count=tally.loop_lag_count + (lag is not None),
+        loop_lag_sum_s=tally.loop_lag_sum_s + (lag or 0.0),
+        max_loop_lag_s=tally.max_loop_lag_s
+        if lag is None
+        else max(lag, tally.max_loop_lag_s or 0.0),
+        last_loop_busy_s=busy if busy is not None else tally.last_loop_busy_s,
+        max_loop_busy_s=(
+            tally.max_loop_busy_s if busy is None else max(busy, tally.max_loop_busy_s or 0.0)
+        ),
+        last_tick_duration_s=duration,
+        max_tick_duration_s=max(duration, tally.max_tick_duration_s or 0.0),
     )
 
 
 class StatsBook:
-    """A ticker's counters, counted in a plain tuple; the :class:`TickerStats` made on read.
+    """Makes a ticker's :class:`TickerStats` from the tallies it publishes, once per tally.
 
-    :meth:`add` is called by the tick slot holder only, and replaces the
-    tuple whole, so a reader on any thread sees one tick's counters
-    together, without a lock. :attr:`stats` makes the ``TickerStats`` once
-    per tick, on first read; two readers racing make equal ones, and either
-    may stay.
+    The ticker counts each tick into a new :class:`Tally` (see :func:`count`)
+    and publishes it whole, with the tick's health, so a reader on any
+    thread sees one tick's counters together, without a lock. :meth:`stats`
+    makes the ``TickerStats`` on first read; two readers racing make equal
+    ones, and either may stay.
     """
 
-    __slots__ = ("_made", "_tally")
+    __slots__ = ("_made",)
 
     def __init__(self) -> None:
-        empty = TickerStats()
-        self._tally: _Tally = dataclasses.astuple(empty)
-        self._made = (self._tally, empty)
+        self._made = (EMPTY, TickerStats())
 
-    def add(self, report: TickReport) -> None:
-        """Count ``report`` in."""
-        self._tally = _count(self._tally, report)
-
-    @property
-    def stats(self) -> TickerStats:
-        """The counters as of the latest :meth:`add`."""
-        tally = self._tally
+    def stats(self, tally: Tally) -> TickerStats:
+        """The counters of ``tally``."""
         made_from, made = self._made
         if made_from is not tally:
-            made = _stats(tally)
+            made = TickerStats(**tally._asdict())
             self._made = (tally, made)
         return made
+
+
+EMPTY = Tally()

@@ -6,6 +6,8 @@ Public through :mod:`lilbee_ticker.testing`.
 from __future__ import annotations
 
 import threading
+import weakref
+from typing import Protocol
 
 from lilbee_ticker._report import TickReport
 from lilbee_ticker._ticker import HealthTicker
@@ -17,52 +19,54 @@ __all__ = ["StepEvent", "step"]
 class StepEvent(threading.Event):
     """A stop event that a test can also "time out" on demand, to step a ticker's thread.
 
-    A :class:`~lilbee_ticker.HealthTicker`'s thread uses its stop event as its
-    clock: ``wait(timeout)`` returning False means "the interval has passed,
-    tick now", and returning True means "stop". A ``StepEvent`` behaves
-    exactly like a :class:`threading.Event`, and in addition :meth:`release`
-    makes the next ``wait()`` return False at once, as if its timeout had
-    run out. So with a long ``interval_s`` the background thread ticks only
-    when the test says so, and no real time has to pass. Setting the event
-    stops the ticker as usual.
+    A :class:`threading.Event` in every way, and in addition :meth:`release`
+    asks every ticker made with it for one tick now, as if its interval had
+    run out, and makes the next ``wait()`` on the event itself return False
+    at once. So with a long ``interval_s`` the background thread ticks only
+    when the test says so. Setting the event stops the ticker, at once.
+
+    The ticker's thread waits on its own clock, as in production, and the
+    event is watched as any application's event is: stepping a ticker takes
+    the path users run, with no polling.
 
     Releases are counted: a release made while the thread is still busy is
-    used by its next wait.
+    used when it is done, and one made before :meth:`~HealthTicker.start`
+    ticks at once after it.
 
     Thread safety: every method may be called from any thread.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+       A ticker no longer waits on the event itself, so it no longer polls it.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        # _step_cond guards _step_flag and _releases. The methods of threading.Event
-        # are all overridden: none of its own state is used.
+        # _step_cond guards _releases and _wakes; notified on release() and set().
         self._step_cond = threading.Condition(threading.Lock())
-        self._step_flag = False
         self._releases = 0
+        self._wakes: weakref.WeakSet[_Asks] = weakref.WeakSet()
 
-    def is_set(self) -> bool:
-        """Return True if the event is set."""
-        return self._step_flag
+    def _lilbee_ticker_attach(self, wake: _Asks) -> None:
+        """Called by a ticker made with this event: its releases ask ``wake`` for ticks."""
+        with self._step_cond:
+            self._wakes.add(wake)
 
     def set(self) -> None:
         """Set the event: every waiter returns True, now and until :meth:`clear`."""
+        super().set()
         with self._step_cond:
-            self._step_flag = True
             self._step_cond.notify_all()
 
-    def clear(self) -> None:
-        """Clear the event."""
-        with self._step_cond:
-            self._step_flag = False
-
     def release(self, count: int = 1) -> None:
-        """Make the next ``count`` calls of :meth:`wait` return False at once."""
+        """Ask each ticker for ``count`` ticks, and let ``count`` waits return False at once."""
         count = check_count("count", count)
         with self._step_cond:
             self._releases += count
             self._step_cond.notify_all()
+            wakes = list(self._wakes)
+        for wake in wakes:
+            wake.ask(count)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the event is set, a release is made, or ``timeout`` passes.
@@ -71,12 +75,16 @@ class StepEvent(threading.Event):
             True if the event is set; False after a release or a timeout.
         """
         with self._step_cond:
-            self._step_cond.wait_for(lambda: self._step_flag or self._releases > 0, timeout)
-            if self._step_flag:
+            self._step_cond.wait_for(lambda: self.is_set() or self._releases > 0, timeout)
+            if self.is_set():
                 return True
             if self._releases > 0:
                 self._releases -= 1
             return False
+
+
+class _Asks(Protocol):
+    def ask(self, count: int | None = None) -> None: ...
 
 
 def step(ticker: HealthTicker, *, timeout: float = 10.0) -> TickReport:

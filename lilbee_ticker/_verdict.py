@@ -19,15 +19,14 @@ plain values. The rules:
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import dataclasses
 import enum
 import types
 from collections.abc import Mapping
 
-from lilbee_ticker._calls import NotAlive, PingOutcome
 from lilbee_ticker._exceptions import LoopUnresponsiveError
+from lilbee_ticker._outcome import NotAlive, PingOutcome, is_cancellation
 from lilbee_ticker._report import NO_FAILURES, NO_LATENCIES, TickReport
 
 __all__ = ["Ending", "TickRecord", "decide"]
@@ -74,6 +73,9 @@ class TickRecord:
             much: the calls still running then are the loop's fault.
         loop_busy_s: Seconds the tick's own steps held the loop, or None if
             the loop never started the tick.
+        blocked_inside: For ``LOOP_STALLED``, the ticker's own call whose
+            step the loop was running and had not finished, and for how
+            many seconds, or None if the loop was not inside one of ours.
     """
 
     number: int
@@ -96,6 +98,7 @@ class TickRecord:
     gated: bool = False
     loop_late: tuple[str, float] | None = None
     loop_busy_s: float | None = None
+    blocked_inside: tuple[str, float] | None = None
 
 
 def decide(record: TickRecord) -> TickReport:
@@ -108,7 +111,9 @@ def decide(record: TickRecord) -> TickReport:
     )
     loop_error: BaseException | None = None
     if ending is Ending.LOOP_STALLED:
-        loop_error = LoopUnresponsiveError(record.stall_stage, record.waited_s)
+        loop_error = LoopUnresponsiveError(
+            record.stall_stage, record.waited_s, blocked_inside=record.blocked_inside
+        )
     elif record.loop_late is not None and not interrupted:
         stage, late = record.loop_late
         loop_error = LoopUnresponsiveError(stage, late)
@@ -143,7 +148,7 @@ def decide(record: TickRecord) -> TickReport:
             # Otherwise the loop never finished the ping (a stalled loop), or
             # someone else cancelled it: no evidence about the role.
         elif isinstance(outcome, BaseException):
-            if interrupted and _is_cancellation(outcome):
+            if interrupted and is_cancellation(outcome):
                 # Whose cancellation it was cannot be told once the tick was
                 # interrupted (on Python 3.10 at all): no evidence, no blame.
                 outcome = concurrent.futures.CancelledError(
@@ -173,10 +178,6 @@ def decide(record: TickRecord) -> TickReport:
         loop_busy_s=record.loop_busy_s,
         interrupted=interrupted,
     )
-
-
-def _is_cancellation(error: BaseException) -> bool:
-    return isinstance(error, (asyncio.CancelledError, concurrent.futures.CancelledError))
 
 
 def _why_interrupted(ending: Ending) -> str:

@@ -11,9 +11,9 @@ export, on a registry::
 
 Every metric is named ``lilbee_ticker_...`` and labelled with ``ticker``
 (the ticker's name) and, for per-role metrics, ``role``. A scrape reads the
-tickers' snapshots (:meth:`HealthTicker.health`, :meth:`HealthTicker.stats`,
-:meth:`HealthTicker.probe`): it never waits for a tick and never touches a
-pool.
+tickers' snapshots: one reading of each ticker, the one :meth:`HealthTicker.probe`
+reads, so that its health, counters and probe agree. It never waits for a tick
+and never touches a pool.
 
 .. versionadded:: 0.2.0
 """
@@ -198,14 +198,14 @@ class TickerCollector(Collector):
         )
         for ticker in tickers:
             name = ticker.name
-            probe = ticker.probe()  # one consistent reading of health, readiness and age
-            for role, record in ticker.health().items():
+            # One reading of each ticker: its probe, records and counters agree.
+            probe, records, stats = ticker._board.scrape()
+            for role, record in records.items():
                 for value in HealthStatus:
                     status.add_metric([name, role, value.value], float(record.status is value))
                 failures.add_metric([name, role], float(record.consecutive_failures))
                 if record.last_latency_s is not None:
                     latency.add_metric([name, role], record.last_latency_s)
-            stats = ticker.stats()
             for counter, attribute, _ in _COUNTERS:
                 counters[counter].add_metric([name], float(getattr(stats, attribute)))
             if stats.last_tick_duration_s is not None:

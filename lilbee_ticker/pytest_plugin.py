@@ -158,9 +158,12 @@ def make_ticker(
     problems: list[str] = []
     for ticker in made:
         if not ticker.stop(timeout=stop_timeout):
-            problems.append(
-                f"ticker {ticker.name!r}: thread still alive {stop_timeout:g}s after stop()"
-            )
+            if ticker.is_running:
+                still = "thread still alive"
+            else:
+                running = ", ".join(ticker._book.running()) or "a call of the ticker's"
+                still = f"{running} still running on the runtime's loop"
+            problems.append(f"ticker {ticker.name!r}: {still} {stop_timeout:g}s after stop()")
         if ticker.exception is not None:
             problems.append(
                 f"ticker {ticker.name!r} raised an unexpected exception in its own code "

@@ -88,7 +88,7 @@ def test_a_background_ticks_timestamps_are_frozen_by_freezegun(
     """A tick on the ticker's own thread stamps its report and records with frozen time."""
     frozen = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
     with freezegun.freeze_time(frozen):
-        ticker = make_ticker(make_pool(("a",)), interval_s=0.01).start()
+        ticker = make_ticker(make_pool(("a",)), interval_s=0.01, call_timeout_s=10).start()
         report = wait_for_ticks(ticker, 1)
         ticker.stop()
     assert report.started_at == frozen.timestamp()

@@ -200,7 +200,9 @@ def test_hook_runs_on_the_ticker_thread_once_per_transition(
     pool.script_ping("chat", *[Succeed()] * 3)
     pool.set_ping("chat", Fail())
     hook = Recorder()
-    ticker = make_ticker(pool, interval_s=0.005, name="hooked", on_change=hook).start()
+    ticker = make_ticker(
+        pool, interval_s=0.005, call_timeout_s=10, name="hooked", on_change=hook
+    ).start()
     wait_for_ticks(ticker, 15)
     ticker.stop()
     assert set(hook.threads) == {"hooked"}
@@ -219,7 +221,7 @@ def test_raising_hook_is_logged_and_does_not_stop_the_tick(
         seen.append(new.role)
         raise RuntimeError(f"hook broke on {new.role}")
 
-    ticker = make_ticker(pool, interval_s=0.005, on_change=hook)
+    ticker = make_ticker(pool, interval_s=0.005, call_timeout_s=10, on_change=hook)
     with capture_logs() as logs:
         ticker.start()
         report = wait_for_ticks(ticker, 3)
@@ -270,7 +272,7 @@ def test_stop_from_a_hook_on_the_ticker_thread(
         results.append(ticker.stop(timeout=5))
 
     pool = make_pool(("chat",))
-    ticker = make_ticker(pool, interval_s=0.005, on_change=hook).start()
+    ticker = make_ticker(pool, interval_s=0.005, call_timeout_s=10, on_change=hook).start()
     assert ticker.wait_for_tick(10**6, timeout=5) is None  # returns when the thread ends
     assert results == [False]
     assert ticker.stop(timeout=5)
@@ -343,7 +345,9 @@ def test_snapshots_are_consistent_while_ticks_run(
     plan = [rng.choice([Succeed(), Fail()]) for _ in range(300)]
     for role in roles:
         pool.script_ping(role, *plan)
-    ticker = make_ticker(pool, interval_s=0.001, failure_threshold=2, success_threshold=2)
+    ticker = make_ticker(
+        pool, interval_s=0.001, call_timeout_s=10, failure_threshold=2, success_threshold=2
+    )
     torn: list[Any] = []
     snapshots = 0
     done = threading.Event()
@@ -587,7 +591,7 @@ def test_wait_for_tick_on_an_event_loop_thread_is_refused(
     make_pool: MakePool, make_ticker: MakeTicker, lilbee_runtime: LoopRuntime
 ) -> None:
     """wait_for_tick() on the runtime's loop would stall the tick it waits for, so it raises."""
-    ticker = make_ticker(make_pool(("chat",)), interval_s=0.05).start()
+    ticker = make_ticker(make_pool(("chat",)), interval_s=0.05, call_timeout_s=10).start()
 
     async def wait_on_loop() -> object:
         return ticker.wait_for_tick(1, timeout=5)

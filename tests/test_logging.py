@@ -22,7 +22,9 @@ def test_lifecycle_events(
 ) -> None:
     """ticker.started and ticker.stopped are logged once each at info, with the ticker's name."""
     with capture_logs() as logs:
-        ticker = make_ticker(make_pool(ROLES), interval_s=0.01, name="logged").start()
+        ticker = make_ticker(
+            make_pool(ROLES), interval_s=0.01, call_timeout_s=10, name="logged"
+        ).start()
         wait_for_ticks(ticker, 2)
         ticker.stop()
     started = [e for e in logs if e["event"] == "ticker.started"]
@@ -109,7 +111,7 @@ def test_broken_logging_does_not_kill_the_ticker(
         cache_logger_on_first_use=False,
     )
     try:
-        ticker = make_ticker(make_pool(ROLES), interval_s=0.005).start()
+        ticker = make_ticker(make_pool(ROLES), interval_s=0.005, call_timeout_s=10).start()
         report = wait_for_ticks(ticker, 5)
         assert report.ok
         assert ticker.is_running
@@ -250,7 +252,7 @@ from lilbee_ticker.testing import Fail, FakePool
 with LoopRuntime() as runtime:
     pool = FakePool(["embed", "chat"])
     pool.set_ping("chat", Fail())
-    ticker = HealthTicker(pool, runtime, interval_s=0.01, initial_delay_s=0).start()
+    ticker = HealthTicker(pool, runtime, interval_s=0.2, initial_delay_s=0).start()
     assert ticker.wait_for_tick(3, timeout=10) is not None
     ticker.stop()
 """
@@ -271,11 +273,17 @@ def test_an_app_that_configures_no_logging_sees_nothing_below_warning() -> None:
     """Without any logging set up, a run of ticks prints nothing at debug or info.
 
     Only the warnings of a role going FAILING, then UNHEALTHY, reach stderr, through the
-    standard library's last-resort handler, as for any library.
+    standard library's last-resort handler, as for any library; each line reads on its
+    own, with the role and the error.
     """
     out = _run_app("")
     assert out.stdout == ""
-    assert out.stderr.splitlines() == ["role.failing", "role.unhealthy"]
+    failing, unhealthy = out.stderr.splitlines()
+    assert failing.startswith("role.failing: ticker='lilbee-health-ticker' role='chat'"), failing
+    assert "error='ConnectionError: scripted ping failure'" in failing
+    assert unhealthy.startswith("role.unhealthy: "), unhealthy
+    assert "role='chat'" in unhealthy and "consecutive_failures=3" in unhealthy
+    assert "error='ConnectionError: scripted ping failure'" in unhealthy
 
 
 def test_an_app_that_configures_stdlib_logging_gets_records_with_their_fields() -> None:
@@ -289,8 +297,8 @@ def test_an_app_that_configures_stdlib_logging_gets_records_with_their_fields() 
     )
     lines = _run_app(setup).stdout.splitlines()
     ours = [line for line in lines if line.startswith("lilbee_ticker ")]
-    assert any(line.startswith("lilbee_ticker DEBUG tick.completed {") for line in ours), lines
-    failing = next(line for line in ours if " role.failing " in line)
+    assert any(line.startswith("lilbee_ticker DEBUG tick.completed: ") for line in ours), lines
+    failing = next(line for line in ours if " role.failing: " in line)
     assert "'role': 'chat'" in failing and "WARNING" in failing
     assert any(line.startswith("lilbee_ticker INFO ticker.started") for line in ours)
 
@@ -298,7 +306,7 @@ def test_an_app_that_configures_stdlib_logging_gets_records_with_their_fields() 
 def test_records_carry_fields_as_attributes(
     make_pool: MakePool, make_ticker: MakeTicker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Unconfigured structlog: a record's message is the event, its fields attributes too."""
+    """Unconfigured structlog: a record's message is the event and its fields, kept as attributes."""
     import logging
 
     import structlog
@@ -324,9 +332,10 @@ def test_records_carry_fields_as_attributes(
     finally:
         logger.setLevel(level)
         logger.removeHandler(handler)
-    failing = next(r for r in records if r.getMessage() == "role.failing")
+    failing = next(r for r in records if r.getMessage().startswith("role.failing: "))
+    assert "role='chat'" in failing.getMessage()
     assert failing.levelno == logging.WARNING
     assert failing.role == "chat"  # type: ignore[attr-defined]
     assert failing.fields["ticker"] == "recorded"  # type: ignore[attr-defined]
-    completed = next(r for r in records if r.getMessage() == "tick.completed")
+    completed = next(r for r in records if r.getMessage().startswith("tick.completed: "))
     assert completed.fields["number"] == 1  # type: ignore[attr-defined]

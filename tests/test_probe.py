@@ -55,7 +55,7 @@ def test_ready_once_a_tick_has_read_the_pool(
     make_pool: MakePool, make_ticker: MakeTicker, wait_for_ticks: WaitForTicks
 ) -> None:
     """Running: not ready until the first tick has read the pool, then ready and healthy."""
-    ticker = make_ticker(make_pool(ROLES), interval_s=0.02).start()
+    ticker = make_ticker(make_pool(ROLES), interval_s=0.02, call_timeout_s=10).start()
     assert ticker.state == "running"
     wait_for_ticks(ticker, 1)
     assert ticker.ready and ticker.healthy
@@ -68,7 +68,7 @@ def test_an_orderly_stop_keeps_the_verdict_but_is_not_ready(
     make_pool: MakePool, make_ticker: MakeTicker, wait_for_ticks: WaitForTicks
 ) -> None:
     """After stop(): "stopped", healthy as of the last tick, not ready (nothing is checked)."""
-    ticker = make_ticker(make_pool(ROLES), interval_s=0.02).start()
+    ticker = make_ticker(make_pool(ROLES), interval_s=0.02, call_timeout_s=10).start()
     wait_for_ticks(ticker, 1)
     assert ticker.stop()
     assert ticker.state == "stopped"
@@ -107,7 +107,7 @@ def test_a_crashed_thread_is_unhealthy(fake_pool: FakePool, make_ticker: MakeTic
     def hook(old: RoleHealth | None, new: RoleHealth) -> None:
         raise SystemExit("a hook ends the thread")
 
-    ticker = make_ticker(fake_pool, interval_s=0.01, on_change=hook).start()
+    ticker = make_ticker(fake_pool, interval_s=0.01, call_timeout_s=10, on_change=hook).start()
     assert ticker.join(timeout=WAIT_S)
     assert all(h.status is HealthStatus.HEALTHY for h in ticker.health().values())
     assert ticker.state == "crashed" and not ticker.healthy
@@ -120,7 +120,7 @@ def test_a_ticker_that_cannot_read_the_pool_turns_stale(
 ) -> None:
     """When no tick reads the pool for stale_after_s, a running ticker is unhealthy; it recovers."""
     pool = _BlindPool(ROLES, loop_thread=lilbee_runtime.thread)
-    ticker = make_ticker(pool, interval_s=0.05, stale_after_s=0.2).start()
+    ticker = make_ticker(pool, interval_s=0.05, call_timeout_s=10, stale_after_s=0.2).start()
     wait_for_ticks(ticker, 6)  # the 6th tick comes at least 0.3 s after start
     assert not ticker.healthy and not ticker.ready
     assert any(p.startswith("stale") for p in ticker.probe().problems)
@@ -274,7 +274,11 @@ def test_a_long_initial_delay_is_not_staleness(
 ) -> None:
     """Before its first tick is due, a ticker is not stale, however long the initial delay."""
     ticker = make_ticker(
-        make_pool(ROLES), interval_s=0.05, initial_delay_s=3600.0, stale_after_s=0.1
+        make_pool(ROLES),
+        interval_s=0.05,
+        call_timeout_s=10,
+        initial_delay_s=3600.0,
+        stale_after_s=0.1,
     ).start()
     assert ticker.wait_for_tick(1, timeout=0.3) is None  # well past stale_after_s since start()
     assert ticker.healthy and not ticker.ready

@@ -19,7 +19,7 @@ from lilbee_ticker import (
     LoopUnresponsiveError,
     RuntimeUnavailableError,
     TickerUsageError,
-    _ticker,
+    _turns,
 )
 from lilbee_ticker.pytest_plugin import MakeTicker, WaitForTicks
 from lilbee_ticker.testing import (
@@ -256,7 +256,7 @@ def test_background_thread_ticks_on_its_cadence(
 ) -> None:
     """A started ticker ticks by itself at a small interval, in a named daemon thread."""
     pool = make_pool(ROLES)
-    ticker = make_ticker(pool, interval_s=0.02, name="cadence-test").start()
+    ticker = make_ticker(pool, interval_s=0.02, call_timeout_s=10, name="cadence-test").start()
     assert ticker.is_running
     report = wait_for_ticks(ticker, 5)
     assert report.number >= 5
@@ -278,7 +278,7 @@ def test_manual_and_background_ticks_never_overlap(
     """tick() from several threads and the background thread take turns."""
     pool = make_pool(("only",))
     pool.set_ping("only", Delay(0.02))
-    ticker = make_ticker(pool, interval_s=0.005).start()
+    ticker = make_ticker(pool, interval_s=0.005, call_timeout_s=10).start()
     errors: list[BaseException] = []
 
     def hammer() -> None:
@@ -359,7 +359,7 @@ def test_stop_is_idempotent_and_safe_before_start(
     ticker = make_ticker(make_pool(ROLES))
     assert ticker.stop()
     assert ticker.stop()
-    running = make_ticker(make_pool(ROLES), interval_s=0.01).start()
+    running = make_ticker(make_pool(ROLES), interval_s=0.01, call_timeout_s=10).start()
     assert running.stop()
     assert running.stop()
     assert not running.is_running
@@ -367,7 +367,7 @@ def test_stop_is_idempotent_and_safe_before_start(
 
 def test_context_manager_stops_on_exception(make_pool: MakePool, make_ticker: MakeTicker) -> None:
     """Leaving the with block by an exception stops the ticker and lets the exception through."""
-    ticker = make_ticker(make_pool(ROLES), interval_s=0.01)
+    ticker = make_ticker(make_pool(ROLES), interval_s=0.01, call_timeout_s=10)
     entered = []
 
     def body() -> None:
@@ -388,7 +388,7 @@ def test_runtime_shut_down_mid_run_ends_the_thread(
     """When submit() starts raising, the thread logs one warning, ends, and tick() raises."""
     runtime = LoopRuntime(name="short-lived").start()
     pool = FakePool(ROLES, loop_thread=runtime.thread)
-    ticker = make_ticker(pool, runtime, interval_s=0.01).start()
+    ticker = make_ticker(pool, runtime, interval_s=0.01, call_timeout_s=10).start()
     with capture_logs() as logs:
         ticker.wait_for_tick(2, timeout=5)
         assert runtime.shutdown(timeout=5)
@@ -412,7 +412,7 @@ def test_runtime_shut_down_mid_run_ends_the_thread(
 
 def test_start_twice_raises(make_pool: MakePool, make_ticker: MakeTicker) -> None:
     """A ticker runs once: a second start() is refused with a message that says what to do."""
-    ticker = make_ticker(make_pool(ROLES), interval_s=0.01).start()
+    ticker = make_ticker(make_pool(ROLES), interval_s=0.01, call_timeout_s=10).start()
     with pytest.raises(TickerUsageError, match=r"already started.*create a new HealthTicker"):
         ticker.start()
 
@@ -460,12 +460,24 @@ def test_wait_for_tick_validates_and_times_out(
     make_pool: MakePool, make_ticker: MakeTicker
 ) -> None:
     """wait_for_tick() returns None on timeout and rejects a bad tick number."""
-    ticker = make_ticker(make_pool(ROLES))
-    assert ticker.wait_for_tick(1, timeout=0.05) is None
+    ticker = make_ticker(make_pool(ROLES), interval_s=3600)
     ticker.tick()
     assert ticker.wait_for_tick(1, timeout=0) is ticker.last_report
+    ticker.start()
+    assert ticker.wait_for_tick(2, timeout=0.05) is None
     with pytest.raises(ValueError, match="number must be an int >= 1, got 0"):
         ticker.wait_for_tick(0)
+
+
+def test_wait_for_tick_on_a_ticker_never_started_says_so(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """Waiting on a ticker that was never started raises at once, naming start() and tick()."""
+    ticker = make_ticker(make_pool(ROLES))
+    started = time.monotonic()
+    with pytest.raises(TickerUsageError, match=r"never started.*call start\(\) first.*tick\(\)"):
+        ticker.wait_for_tick(1, timeout=30)
+    assert time.monotonic() - started < 5
 
 
 def test_every_waiter_is_woken_by_the_tick_it_waits_for(
@@ -477,7 +489,7 @@ def test_every_waiter_is_woken_by_the_tick_it_waits_for(
     waiters' own re-check stretched to a minute, a lost wake-up would leave
     a waiter stuck past the join's bound.
     """
-    monkeypatch.setattr(_ticker, "_WAITER_CHECK_S", 60.0)
+    monkeypatch.setattr(_turns, "_WAITER_CHECK_S", 60.0)
     ticker = make_ticker(make_pool(ROLES))
     ticks = 30
     got: list[int] = []
@@ -509,7 +521,7 @@ def test_forked_child_sees_a_stopped_ticker(
     make_pool: MakePool, make_ticker: MakeTicker, wait_for_ticks: WaitForTicks
 ) -> None:
     """After os.fork() the child's copy is inert, and the parent's ticker keeps ticking."""
-    ticker = make_ticker(make_pool(ROLES), interval_s=0.01).start()
+    ticker = make_ticker(make_pool(ROLES), interval_s=0.01, call_timeout_s=10).start()
     wait_for_ticks(ticker, 1)
     pid = os.fork()
     if pid == 0:  # the child: report through the exit code only
@@ -538,7 +550,7 @@ def test_forked_child_sees_a_stopped_ticker(
 
 def test_repr_names_state(make_pool: MakePool, make_ticker: MakeTicker) -> None:
     """repr() shows the name, state and interval."""
-    ticker = make_ticker(make_pool(ROLES), name="r", interval_s=0.5)
+    ticker = make_ticker(make_pool(ROLES), name="r", interval_s=0.5, call_timeout_s=10)
     assert repr(ticker) == "<HealthTicker 'r' new interval_s=0.5 ticks=0>"
     ticker.start()
     assert "running" in repr(ticker)
@@ -550,7 +562,7 @@ def test_join_waits_for_a_thread_stopped_through_its_event(
     make_pool: MakePool, make_ticker: MakeTicker, wait_for_ticks: WaitForTicks
 ) -> None:
     """join() waits for the thread after the stop event was set elsewhere; it sets nothing."""
-    ticker = make_ticker(make_pool(ROLES), interval_s=0.01)
+    ticker = make_ticker(make_pool(ROLES), interval_s=0.01, call_timeout_s=10)
     assert ticker.join(timeout=0)  # never started: nothing to wait for
     ticker.start()
     wait_for_ticks(ticker, 1)
@@ -565,7 +577,7 @@ def test_a_bug_in_a_tick_is_logged_kept_and_survived(
     make_pool: MakePool, make_ticker: MakeTicker, wait_for_ticks: WaitForTicks
 ) -> None:
     """An unexpected exception in a tick is logged with its traceback, kept, and ticking goes on."""
-    ticker = make_ticker(make_pool(ROLES), interval_s=0.005)
+    ticker = make_ticker(make_pool(ROLES), interval_s=0.005, call_timeout_s=10)
     real_tick = ticker._tick
     calls = 0
 
@@ -619,10 +631,10 @@ def test_setting_the_default_stop_event_wakes_a_tick_without_polling(
     make_pool: MakePool, make_ticker: MakeTicker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Setting the ticker's own stop event cancels the calls in flight at once, as stop() does."""
-    import lilbee_ticker._ticker
+    import lilbee_ticker._tickrun
 
     # Polling would now take 30 s to notice: only the event itself can be prompt.
-    monkeypatch.setattr(lilbee_ticker._ticker, "_STOP_CHECK_S", 30.0)
+    monkeypatch.setattr(lilbee_ticker._tickrun, "_STOP_CHECK_S", 30.0)
     pool = make_pool(ROLES)
     pool.set_ping("chat", Hang())
     ticker = make_ticker(pool, interval_s=0.01, call_timeout_s=60).start()
@@ -739,23 +751,23 @@ def test_one_watcher_serves_every_ticker_on_an_event(
         assert not watcher.is_alive()
 
 
-def test_an_event_with_its_own_wait_is_not_watched_but_still_stops(
+def test_a_step_event_is_watched_like_any_event_and_stops_at_once(
     make_pool: MakePool, make_ticker: MakeTicker
 ) -> None:
-    """A stop event whose wait() is its own (StepEvent) gets no watcher; setting it still stops."""
+    """A StepEvent (a wait() of its own) is relayed as any event is; setting it stops the tick."""
     from lilbee_ticker.testing import StepEvent
 
-    before = {t for t in threading.enumerate() if t.name == "lilbee-ticker-stop-watch"}
     pool = make_pool(ROLES)
     pool.set_ping("chat", Hang())
     event = StepEvent()
     ticker = make_ticker(pool, stop_event=event, interval_s=3600.0, call_timeout_s=60.0).start()
     event.release()
     assert pool.wait_for_calls("ping_role", role="chat", timeout=5)
-    after = {t for t in threading.enumerate() if t.name == "lilbee-ticker-stop-watch"}
-    assert after == before
+    assert any(t.name == "lilbee-ticker-stop-watch" for t in threading.enumerate())
+    started = time.monotonic()
     event.set()
     assert ticker.join(timeout=5)
+    assert time.monotonic() - started < 2.0
 
 
 def test_loop_busy_counts_the_ticks_own_steps_not_its_waits(

@@ -33,8 +33,12 @@ def pool(lilbee_runtime: LoopRuntime) -> FakePool:
     return FakePool(loop_thread=lilbee_runtime.thread)
 
 
-@pytest.mark.parametrize("argument", ["interval_s", "call_timeout_s"])
-@pytest.mark.parametrize(("value", "error", "message"), BAD_SECONDS)
+@pytest.mark.parametrize(
+    ("argument", "value", "error", "message"),
+    [("interval_s", *case) for case in BAD_SECONDS]
+    # None is call_timeout_s's default: it follows the interval.
+    + [("call_timeout_s", *case) for case in BAD_SECONDS if case[0] is not None],
+)
 def test_bad_seconds_are_refused(
     pool: FakePool,
     lilbee_runtime: LoopRuntime,
@@ -56,6 +60,16 @@ def test_good_seconds_are_accepted_as_floats(
     ticker = HealthTicker(pool, lilbee_runtime, interval_s=value, call_timeout_s=value)
     assert ticker.interval_s == float(value) and isinstance(ticker.interval_s, float)
     assert ticker.call_timeout_s == float(value)
+
+
+@pytest.mark.parametrize(("interval_s", "expected"), [(30.0, 10.0), (20.0, 10.0), (0.2, 0.1)])
+def test_the_default_call_timeout_follows_the_interval(
+    pool: FakePool, lilbee_runtime: LoopRuntime, interval_s: float, expected: float
+) -> None:
+    """By default call_timeout_s is min(10, interval_s / 2), so that a tick fits its interval."""
+    ticker = HealthTicker(pool, lilbee_runtime, interval_s=interval_s)
+    assert ticker.call_timeout_s == expected
+    assert ticker.stale_after_s == 2 * interval_s + 2 * expected + 1
 
 
 def test_defaults(pool: FakePool, lilbee_runtime: LoopRuntime) -> None:

@@ -25,6 +25,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from lilbee_ticker import CallTimeoutError, HealthTicker, LoopRuntime, TickReport
+from lilbee_ticker._wake import Wake
 from lilbee_ticker.testing import WrongThreadError
 
 __all__ = [
@@ -388,12 +389,14 @@ class ReportTally:
 class TickLedger(threading.Event):
     """A stop event that books every report the ticker's thread publishes, and can hold the thread.
 
-    The ticker's thread calls ``wait()`` once between two ticks (the stop event is
-    its clock), after it has published the previous tick's report. Reading
-    ``last_report`` there sees every background tick's report exactly once, in
-    order, without racing the thread. While a hold is asked for, that ``wait()``
-    blocks until the hold is released or the event is set: the ticker is then
-    between ticks, with no call of its own in flight.
+    :meth:`watch` puts the ledger on the ticker's own clock (its private
+    ``Wake``), which the thread waits on once between two ticks, after it
+    has published the previous tick's report. Reading ``last_report`` there
+    sees every background tick's report exactly once, in order, without
+    racing the thread. While a hold is asked for, that wait blocks until the
+    hold is released or the event is set: the ticker is then between ticks,
+    with no call of its own in flight. Setting the event stops the ticker, as
+    any application's event does.
 
     Thread safety: ``tally`` is written only by the ticker's thread; read it while
     the thread is held or after it has ended. Every method may be called from any
@@ -402,42 +405,35 @@ class TickLedger(threading.Event):
 
     def __init__(self) -> None:
         super().__init__()
-        # _ledger_cond guards _ledger_flag, _hold and _held. Every method of
-        # threading.Event is overridden: none of its own state is used.
+        # _ledger_cond guards _hold and _held, and is notified by set().
         self._ledger_cond = threading.Condition(threading.Lock())
-        self._ledger_flag = False
         self._hold = False
         self._held = False
         self.ticker: HealthTicker | None = None
         self.tally = ReportTally()
         self._booked: TickReport | None = None
 
-    def is_set(self) -> bool:
-        """Return True if the event is set."""
-        return self._ledger_flag
+    def watch(self, ticker: HealthTicker) -> None:
+        """Book ``ticker``'s reports between its ticks; call before ``start()``."""
+        self.ticker = ticker
+        ticker._life.wake = _LedgerWake(self)
 
     def set(self) -> None:
         """Set the event: the ticker stops, held or not."""
+        super().set()
         with self._ledger_cond:
-            self._ledger_flag = True
             self._ledger_cond.notify_all()
 
-    def clear(self) -> None:
-        """Clear the event."""
-        with self._ledger_cond:
-            self._ledger_flag = False
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Book the latest report, wait out a hold, then wait like :meth:`threading.Event.wait`."""
+    def between_ticks(self) -> None:
+        """Book the latest report and wait out a hold; called by the ticker's thread."""
         self._book()
         with self._ledger_cond:
-            if self._hold and not self._ledger_flag:
+            if self._hold and not self.is_set():
                 self._held = True
                 self._ledger_cond.notify_all()
                 # Bounded so that a test that forgets to release cannot wedge a thread forever.
-                self._ledger_cond.wait_for(lambda: self._ledger_flag or not self._hold, 60.0)
+                self._ledger_cond.wait_for(lambda: self.is_set() or not self._hold, 60.0)
                 self._held = False
-            return self._ledger_cond.wait_for(lambda: self._ledger_flag, timeout)
 
     def hold(self, timeout: float) -> bool:
         """Stop the ticker's thread at its next wait between ticks; True once it is held there."""
@@ -457,3 +453,17 @@ class TickLedger(threading.Event):
         if report is not None and report is not self._booked:
             self._booked = report
             self.tally.add(report)
+
+
+class _LedgerWake(Wake):
+    """The ticker's own clock, with the ledger's booking before each wait."""
+
+    __slots__ = ("_ledger",)
+
+    def __init__(self, ledger: TickLedger) -> None:
+        super().__init__()
+        self._ledger = ledger
+
+    def wait_for_tick(self, timeout: float) -> str:
+        self._ledger.between_ticks()
+        return super().wait_for_tick(timeout)

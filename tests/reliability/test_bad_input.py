@@ -31,10 +31,9 @@ def _param(argument: str, value: Any, error: type[Exception], *marks: Any, names
     return pytest.param(argument, value, error, marks=marks, id=f"{argument}={label[:24]}")
 
 
-def _seconds(argument: str, *, allow_zero: bool) -> list[Any]:
+def _seconds(argument: str, *, allow_zero: bool, optional: bool = False) -> list[Any]:
     cases = [
         _param(argument, "30", TypeError),
-        _param(argument, None, TypeError),
         _param(argument, True, TypeError),
         _param(argument, [1.0], TypeError),
         _param(argument, 1j, TypeError),
@@ -47,6 +46,8 @@ def _seconds(argument: str, *, allow_zero: bool) -> list[Any]:
         _param(argument, threading.TIMEOUT_MAX * 2, ValueError),
         _param(argument, _HUGE, ValueError, names="10**400"),
     ]
+    if not optional:  # an optional one takes None for its default
+        cases.append(_param(argument, None, TypeError))
     if not allow_zero:
         cases += [_param(argument, 0, ValueError), _param(argument, 0.0, ValueError)]
     return cases
@@ -98,7 +99,7 @@ def _event(**overrides: Any) -> _Shape:
 
 CONSTRUCTOR_CASES = [
     *_seconds("interval_s", allow_zero=False),
-    *_seconds("call_timeout_s", allow_zero=False),
+    *_seconds("call_timeout_s", allow_zero=False, optional=True),
     *_count("failure_threshold"),
     *_count("success_threshold"),
     _param("name", None, TypeError),
@@ -184,7 +185,9 @@ def test_bad_method_argument_is_refused_naming_it(
     method: str, argument: str, value: Any, error: type[Exception], make_ticker: MakeTicker
 ) -> None:
     """stop(), join() and wait_for_tick() refuse a bad argument, naming it, and stay usable."""
-    ticker = make_ticker(interval_s=0.005).start()  # make_ticker stops it whatever happens
+    ticker = make_ticker(
+        interval_s=0.005, call_timeout_s=10
+    ).start()  # make_ticker stops it whatever happens
     call = getattr(ticker, method)
     with pytest.raises(error, match=rf"^{re.escape(argument)} ") as refused:
         call(**{argument: value})

@@ -20,7 +20,7 @@ import pytest
 
 from lilbee_ticker import HealthTicker, LoopRuntime, TickerUsageError
 from lilbee_ticker.pytest_plugin import MakeTicker, WaitForTicks
-from lilbee_ticker.testing import Delay, FakePool
+from lilbee_ticker.testing import Delay, FakePool, Hang
 
 from ..conftest import MakePool
 from .conftest import Figures
@@ -84,7 +84,9 @@ def _child_checks(ticker: HealthTicker) -> dict[str, Any]:
     answer["joined"] = ticker.join(timeout=5.0)
     with LoopRuntime(name="child-runtime") as runtime:
         pool = FakePool(["chat"], loop_thread=runtime.thread)
-        with HealthTicker(pool, runtime, interval_s=0.005, name="child-ticker") as fresh:
+        with HealthTicker(
+            pool, runtime, interval_s=0.005, call_timeout_s=10, name="child-ticker"
+        ) as fresh:
             report = fresh.wait_for_tick(3, timeout=5.0)
             answer["fresh_ticks"] = 0 if report is None else report.number
             answer["fresh_ok"] = report is not None and report.ok
@@ -104,7 +106,7 @@ def test_fork_while_running(
     rng = random.Random(seed)
     pool = make_pool(("embed", "chat", "rerank"))
     pool.set_ping("chat", Delay(0.002))  # most forks land in the middle of a tick
-    ticker = make_ticker(pool, interval_s=0.002, name="forked-ticker").start()
+    ticker = make_ticker(pool, interval_s=0.002, call_timeout_s=10, name="forked-ticker").start()
     wait_for_ticks(ticker, 1)
     forks = scaled(8, 100)
     expected = {
@@ -142,56 +144,24 @@ def test_fork_while_running(
     )
 
 
-class _HoldUnderLock(threading.Event):
-    """A stop event that, once armed, holds the ticker's thread inside its next is_set().
-
-    The first is_set() after a wait that timed out comes from the ticker's slot
-    claim: the thread is held there, in the middle of its tick, until the test
-    releases it.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.armed = False
-        self._pounce = False
-        self.holding = threading.Event()
-        self.release = threading.Event()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        woke = super().wait(timeout)
-        if not woke and self.armed:
-            self.armed = False
-            self._pounce = True
-        return woke
-
-    def is_set(self) -> bool:
-        if self._pounce and threading.current_thread().name == "held-ticker":
-            self._pounce = False
-            self.holding.set()
-            self.release.wait(10.0)
-        return super().is_set()
-
-
 def test_child_wait_for_tick_on_the_inherited_ticker_does_not_hang(
     make_pool: MakePool, make_ticker: MakeTicker
 ) -> None:
-    """In a child forked while the ticker held its lock, wait_for_tick() still returns at once."""
-    event = _HoldUnderLock()
-    ticker = make_ticker(
-        make_pool(("chat",)), interval_s=0.005, stop_event=event, name="held-ticker"
-    ).start()
-    event.armed = True
-    assert event.holding.wait(10.0), "the ticker's thread never reached its slot claim"
+    """In a child forked while the ticker's thread held its slot, wait_for_tick() returns at once."""
+    pool = make_pool(("chat",))
+    pool.set_ping("chat", Hang())  # the thread holds the tick slot while it waits on the ping
+    ticker = make_ticker(pool, interval_s=0.005, call_timeout_s=10, name="held-ticker").start()
+    assert pool.wait_for_calls("ping_role", role="chat", timeout=10.0)
+
+    def child() -> dict[str, Any]:
+        start = real_now()
+        report = ticker.wait_for_tick(10**9, timeout=0.5)
+        return {"returned": repr(report), "seconds": real_now() - start}
+
     try:
-
-        def child() -> dict[str, Any]:
-            start = real_now()
-            report = ticker.wait_for_tick(10**9, timeout=0.5)
-            return {"returned": repr(report), "seconds": real_now() - start}
-
         answer = _in_child(child, bound_s=1.0)
     finally:
-        event.release.set()
+        ticker.stop(timeout=5)
     assert "error" not in answer, answer
     assert answer["returned"] == "None" and answer["seconds"] < 0.5 + STOP_BOUND_S, answer
 
@@ -208,7 +178,7 @@ def test_a_child_stopping_the_inherited_ticker_never_hangs(
     """
     rng = random.Random(seed)
     pool = make_pool(("embed", "chat"))
-    ticker = make_ticker(pool, interval_s=0.0005, name="forked-often").start()
+    ticker = make_ticker(pool, interval_s=0.0005, call_timeout_s=10, name="forked-often").start()
     assert ticker.wait_for_tick(1, timeout=CHILD_BOUND_S) is not None
     forks = scaled(200, 1000)
 
@@ -246,7 +216,12 @@ def test_a_child_forked_while_the_tickers_locks_are_held_can_still_stop_it(
     ticker = make_ticker(make_pool(("chat",)), interval_s=3600.0, name="held-at-fork").start()
     held = threading.Event()
     release = threading.Event()
-    locks = [ticker._lock, ticker._wake._cond, ticker.stop_event._cond]  # type: ignore[attr-defined]
+    locks = [
+        ticker._life._lock,
+        ticker._life.wake._cond,
+        ticker._turns._lock,
+        ticker.stop_event._cond,  # type: ignore[attr-defined]
+    ]
 
     def hold() -> None:
         for lock in locks:
@@ -278,7 +253,9 @@ def test_a_forked_child_of_a_running_ticker_is_not_healthy(
     make_pool: MakePool, make_ticker: MakeTicker
 ) -> None:
     """In a child, the parent's running ticker checks nothing: "crashed", reason "forked", 503."""
-    ticker = make_ticker(make_pool(("chat",)), interval_s=0.005, name="parent-only").start()
+    ticker = make_ticker(
+        make_pool(("chat",)), interval_s=0.005, call_timeout_s=10, name="parent-only"
+    ).start()
     assert ticker.wait_for_tick(1, timeout=CHILD_BOUND_S) is not None
     answer = _in_child(lambda: {"probe": ticker.probe().body, "code": ticker.probe().status_code})
     assert answer.get("code") == 503, answer

@@ -194,7 +194,7 @@ def test_a_hook_raising_a_base_exception_is_logged_and_ignored(
         calls.append(new.role)
         raise error
 
-    ticker = make_ticker(fake_pool, interval_s=0.005, on_change=hook).start()
+    ticker = make_ticker(fake_pool, interval_s=0.005, call_timeout_s=10, on_change=hook).start()
     report = ticker.wait_for_tick(3, timeout=WAIT_S)
     assert report is not None and ticker.is_running
     assert sorted(calls) == sorted(ROLES)  # one transition each, on the first tick
@@ -212,7 +212,7 @@ def test_a_hook_raising_keyboard_interrupt_publishes_the_tick_then_stops_the_thr
     def hook(old: RoleHealth | None, new: RoleHealth) -> None:
         raise error
 
-    ticker = make_ticker(fake_pool, interval_s=0.005, on_change=hook).start()
+    ticker = make_ticker(fake_pool, interval_s=0.005, call_timeout_s=10, on_change=hook).start()
     assert ticker.join(timeout=WAIT_S)
     report = ticker.last_report
     assert report is not None and report.number == 1 and report.ok
@@ -262,7 +262,9 @@ def test_a_base_exception_from_submit_propagates_as_itself(
     with pytest.raises(error) as raised:
         ticker.tick()
     assert not isinstance(raised.value, RuntimeUnavailableError)
-    background = make_ticker(fake_pool, _SubmitRaises(error()), interval_s=0.005).start()
+    background = make_ticker(
+        fake_pool, _SubmitRaises(error()), interval_s=0.005, call_timeout_s=10
+    ).start()
     assert background.join(timeout=WAIT_S)
     assert isinstance(background.exception, error)
     assert log_tally.count("ticker.crashed") == 1
@@ -409,7 +411,7 @@ def test_waits_stay_bounded_when_the_monotonic_clock_stands_still(
     """With CLOCK_MONOTONIC frozen and ticks waking it often, wait_for_tick(timeout=1) returns."""
     import lilbee_ticker._clock
 
-    ticker = make_ticker(make_pool(ROLES), interval_s=0.001).start()
+    ticker = make_ticker(make_pool(ROLES), interval_s=0.001, call_timeout_s=10).start()
     assert ticker.wait_for_tick(1, timeout=WAIT_S) is not None
     frozen = lilbee_ticker._clock.monotonic()
     monkeypatch.setattr(lilbee_ticker._clock, "monotonic", lambda: frozen)

@@ -147,7 +147,7 @@ def test_chaos_soak(ticks: int, seed: int, figures: Figures, log_tally: LogTally
                 stop_event=ledger,
                 name="soak-ticker",
             )
-            ledger.ticker = ticker
+            ledger.watch(ticker)
             ticker.start()
 
             # Stretch 0 is the warm-up: its quiet point takes the first memory sample.

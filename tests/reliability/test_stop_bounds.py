@@ -138,7 +138,9 @@ def test_stop_with_a_short_timeout_during_a_blocked_submit(
     fake_pool: FakePool, make_ticker: MakeTicker, blocking_submit: BlockingSubmit, figures: Figures
 ) -> None:
     """stop(0.1) while submit() blocks returns False in 0.1 s; the thread ends once it unblocks."""
-    ticker = make_ticker(runtime=blocking_submit, interval_s=0.01, name="blocked-submit")
+    ticker = make_ticker(
+        runtime=blocking_submit, interval_s=0.01, call_timeout_s=10, name="blocked-submit"
+    )
     blocking_submit.armed = True
     ticker.start()
     assert blocking_submit.entered.wait(WAIT_S)
@@ -161,7 +163,9 @@ def test_stop_waits_no_longer_than_a_blocked_submit(
     fake_pool: FakePool, make_ticker: MakeTicker, blocking_submit: BlockingSubmit, figures: Figures
 ) -> None:
     """stop() while submit() blocks for 0.2 s returns True as soon as submit() returns."""
-    ticker = make_ticker(runtime=blocking_submit, interval_s=0.01, name="slow-submit")
+    ticker = make_ticker(
+        runtime=blocking_submit, interval_s=0.01, call_timeout_s=10, name="slow-submit"
+    )
     blocking_submit.armed = True
     ticker.start()
     assert blocking_submit.entered.wait(WAIT_S)
@@ -215,7 +219,7 @@ def test_stop_from_an_on_change_hook(
             ended, latency = _stop_timed(ticker)
             calls.append((threading.current_thread().name, ended, latency))
 
-    ticker = make_ticker(interval_s=0.01, on_change=hook, name="hook-stop")
+    ticker = make_ticker(interval_s=0.01, call_timeout_s=10, on_change=hook, name="hook-stop")
     ticker.start()
 
     assert ticker.join(timeout=WAIT_S), "the thread did not end after the tick that stopped it"
@@ -436,7 +440,11 @@ def test_stop_from_a_signal_handler_returns_true_promptly_wherever_the_main_thre
     latencies: list[float] = []
     for trial in range(trials):
         ticker = HealthTicker(
-            fake_pool, lilbee_runtime, interval_s=0.001, name=f"signalled-{trial}"
+            fake_pool,
+            lilbee_runtime,
+            interval_s=0.001,
+            call_timeout_s=10,
+            name=f"signalled-{trial}",
         ).start()
         assert ticker.wait_for_tick(1, timeout=WAIT_S) is not None
         if main_is_in == "tick":
@@ -474,7 +482,11 @@ def test_a_signal_stop_while_another_thread_holds_the_slot_returns_true_promptly
     latencies: list[float] = []
     for trial in range(trials):
         ticker = HealthTicker(
-            fake_pool, lilbee_runtime, interval_s=0.001, name=f"slot-held-{trial}"
+            fake_pool,
+            lilbee_runtime,
+            interval_s=0.001,
+            call_timeout_s=10,
+            name=f"slot-held-{trial}",
         ).start()
         assert ticker.wait_for_tick(1, timeout=WAIT_S) is not None
 
