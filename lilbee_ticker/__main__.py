@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from lilbee_ticker._version import __version__
+from lilbee_ticker import __version__
 
 __all__ = ["main"]
 

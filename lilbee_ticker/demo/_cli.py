@@ -16,13 +16,13 @@ import os
 import signal
 import sys
 import threading
+import time
 import types
 from collections.abc import Iterator, MutableMapping
 from typing import Any, TextIO, cast
 
 import structlog
 
-from lilbee_ticker import _clock
 from lilbee_ticker.demo._scenario import (
     ROLES,
     DemoSettings,
@@ -315,12 +315,12 @@ class _Elapsed:
     """A structlog processor that stamps each event with the seconds since the demo began."""
 
     def __init__(self) -> None:
-        self._start = _clock.monotonic()
+        self._start = time.monotonic()
 
     def __call__(
         self, _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
-        event_dict["timestamp"] = f"{_clock.monotonic() - self._start:7.3f}s"
+        event_dict["timestamp"] = f"{time.monotonic() - self._start:7.3f}s"
         return event_dict
 
 

@@ -31,15 +31,12 @@ import math
 import os
 import signal
 import threading
+import time
 import types
 from collections.abc import Coroutine, Iterator, Mapping
 from typing import Any, TypeVar
 
-from lilbee_ticker import _clock
-from lilbee_ticker._health import HealthStatus, RoleHealth
-from lilbee_ticker._runtime import LoopRuntime
-from lilbee_ticker._stats import TickerStats
-from lilbee_ticker._ticker import HealthTicker
+from lilbee_ticker import HealthStatus, HealthTicker, LoopRuntime, RoleHealth, TickerStats
 from lilbee_ticker.demo._errors import PoolClosedError, WorkerError
 from lilbee_ticker.demo._pool import ProcessPool
 
@@ -213,7 +210,7 @@ class _Transitions:
         last = None if self.ticker is None else self.ticker.last_report
         tick = 1 if last is None else last.number + 1
         with self._changed:
-            self._seen.append(_Seen(len(self._seen), tick, _clock.monotonic(), new))
+            self._seen.append(_Seen(len(self._seen), tick, time.monotonic(), new))
             self._changed.notify_all()
 
     def mark(self) -> int:
@@ -297,7 +294,7 @@ def play(settings: DemoSettings, log: Any) -> Outcome:
         settings: The timings.
         log: A structlog logger for the narration.
     """
-    started = _clock.monotonic()
+    started = time.monotonic()
     transitions = _Transitions()
     runtime = LoopRuntime(name="lilbee-demo-runtime")
     pool = ProcessPool(
@@ -354,7 +351,7 @@ def play(settings: DemoSettings, log: Any) -> Outcome:
         stats=stats,
         pids={role: pid for role, (pid, _) in ends.items()},
         spawns={role: spawns for role, (_, spawns) in ends.items()},
-        elapsed_s=_clock.monotonic() - started,
+        elapsed_s=time.monotonic() - started,
     )
 
 
@@ -412,7 +409,7 @@ class _Script:
 
     def time_left(self, wanted: float, what: str) -> float:
         """Return ``wanted``, or less if the demo's duration ends sooner; abort if it has."""
-        left = self.deadline - _clock.monotonic()
+        left = self.deadline - time.monotonic()
         if left <= 0:
             raise self.out_of_time(what)
         return min(wanted, left)
@@ -426,7 +423,7 @@ class _Script:
         try:
             return self.runtime.run(coro, timeout=self.time_left(_SHUTDOWN_S, what))
         except TimeoutError as exc:
-            if self.deadline <= _clock.monotonic():
+            if self.deadline <= time.monotonic():
                 raise self.out_of_time(what) from exc
             raise _Abort(what, f"{type(exc).__name__}: {exc}") from exc
         except WorkerError as exc:
@@ -440,7 +437,7 @@ class _Script:
             role, frozenset(statuses), since, self.time_left(wanted, what)
         )
         if seen is None:
-            if self.deadline <= _clock.monotonic():
+            if self.deadline <= time.monotonic():
                 raise self.out_of_time(what)
             status = self.ticker.health().get(role)
             now = "unknown" if status is None else status.status.value
@@ -451,7 +448,7 @@ class _Script:
         what = f"tick {number}"
         wanted = max(number - self.last_tick(), 0) * self.settings.interval_s + _SLACK_S
         if self.ticker.wait_for_tick(number, self.time_left(wanted, what)) is None:
-            if self.deadline <= _clock.monotonic():
+            if self.deadline <= time.monotonic():
                 raise self.out_of_time(what)
             raise _Abort(what, f"the ticker did not complete it within {wanted:.3g}s")
 
@@ -479,7 +476,7 @@ class _Script:
                 self.pool.call(role, self.settings.work_s), f"a request to {role}"
             )
             if role == IDLE:
-                last_idle_use = _clock.monotonic()
+                last_idle_use = time.monotonic()
             else:
                 # At once, not after the last spawn: starting a worker can
                 # take a while on a busy machine, and these must never idle.
