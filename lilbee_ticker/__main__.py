@@ -49,7 +49,11 @@ def _main(argv: Sequence[str] | None) -> int:
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
     commands.required = True
     demo_cli.add_parser(commands)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # Told by the command's own parser, so the usage shown is the command's.
+        command: argparse.ArgumentParser = args.parser
+        command.error(f"unrecognized arguments: {' '.join(unknown)}")
     run: Callable[[argparse.Namespace], int] = args.run
     return run(args)
 

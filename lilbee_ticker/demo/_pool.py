@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from lilbee_ticker.demo import _figures as figures
 from lilbee_ticker.demo import _worker
 from lilbee_ticker.demo._errors import (
     PoolClosedError,
@@ -381,7 +382,7 @@ class ProcessPool:
                 pool=self._name,
                 role=worker.role,
                 pid=worker.pid,
-                idle_s=round(now - worker.last_used, 3),
+                idle_s=figures.seconds(now - worker.last_used),
             )
             self._retire(worker, _RETIRED, "was reaped for idleness")
         return tuple(worker.role for worker in idle)
@@ -645,7 +646,7 @@ class ProcessPool:
         """Kill ``worker`` for leaving ``request`` unanswered; return the error to raise."""
         waited = now - request.sent_at
         what = "a ping" if request.kind == "ping" else "a call"
-        problem = f"left {what} unanswered for {waited:.3g}s"
+        problem = f"left {what} unanswered for {figures.seconds_text(waited)}s"
         self._drop(worker, problem, waited)
         return WorkerUnresponsiveError(worker.role, worker.pid, problem, waited)
 
