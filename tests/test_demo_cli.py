@@ -121,6 +121,23 @@ class _Demo:
             return list(self.procs.values())
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _children_take_ctrl_c() -> Iterator[None]:
+    """Let the demos this module starts take SIGINT, as they would from a terminal.
+
+    A command that a non-interactive shell runs in the background (``&``)
+    starts with SIGINT ignored, and its children inherit that; Python then
+    installs no Ctrl-C handler at all. A handler of our own is not inherited
+    across exec, so with one here each demo starts with the default action.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, previous)
+
+
 @dataclasses.dataclass(frozen=True)
 class _Ended:
     """A demo run that has exited, and what the test saw of it."""
