@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from lilbee_ticker._version import __version__
+from lilbee_ticker import __version__
 
 __all__ = ["main"]
 
@@ -49,7 +49,11 @@ def _main(argv: Sequence[str] | None) -> int:
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
     commands.required = True
     demo_cli.add_parser(commands)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # Told by the command's own parser, so the usage shown is the command's.
+        command: argparse.ArgumentParser = args.parser
+        command.error(f"unrecognized arguments: {' '.join(unknown)}")
     run: Callable[[argparse.Namespace], int] = args.run
     return run(args)
 

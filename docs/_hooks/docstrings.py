@@ -1,9 +1,15 @@
-"""MkDocs hook: render the Sphinx markup our Google-style docstrings carry.
+"""Griffe extension: render the Sphinx markup our Google-style docstrings carry.
 
-The docstrings use Sphinx roles (``:class:`X```) and ``.. versionadded::``,
-which IDEs and ``help()`` understand, but which mkdocstrings' Markdown
-renderer leaves as literal text. This hook turns them into plain code
-spans and an "Added in version" line in the built pages.
+The docstrings use Sphinx roles (``:class:`X```) and the directives
+``.. versionadded::`` and ``.. versionchanged::``, which IDEs and ``help()``
+understand, but which mkdocstrings' Markdown renderer would show as literal
+text. This rewrites each docstring, as griffe loads it, into plain Markdown:
+a role becomes a code span, and a directive an "Added in version" or
+"Changed in version" line of its own.
+
+It runs inside mkdocstrings (``extensions:`` in ``mkdocs.yml``), not as an
+MkDocs hook, so that any site generator that runs mkdocstrings (MkDocs, or
+Zensical, which runs no MkDocs hooks) renders the API reference alike.
 """
 
 from __future__ import annotations
@@ -11,16 +17,39 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_ROLE = re.compile(r":(?:class|meth|attr|func|mod|data|exc|obj):<code>([^<]*)</code>")
-_VERSION = re.compile(r"<p>\.\. versionadded:: ([^<\s]+)</p>")
+import griffe
+
+_ROLE = re.compile(r":(?:class|meth|attr|func|mod|data|exc|obj):`(~?)([^`]+)`")
+# A directive and the lines indented under it.
+_DIRECTIVE = re.compile(
+    r"^\.\. version(added|changed):: (\S+)[ \t]*\n?((?:[ \t]+\S.*(?:\n|$))*)", re.MULTILINE
+)
 
 
-def on_page_content(html: str, **kwargs: Any) -> str:
-    """Rewrite each page's HTML after Markdown and mkdocstrings have rendered it."""
-    html = _ROLE.sub(lambda m: f"<code>{_target(m.group(1))}</code>", html)
-    return _VERSION.sub(r'<p class="version-added"><em>Added in version \1.</em></p>', html)
+def rewrite(text: str) -> str:
+    """Return ``text`` with its Sphinx roles and version directives as Markdown."""
+    text = _ROLE.sub(_code_span, text)
+    return _DIRECTIVE.sub(_version_line, text).rstrip() + "\n"
 
 
-def _target(text: str) -> str:
+def _code_span(match: re.Match[str]) -> str:
     # "~a.b.C" shows as "C", as in Sphinx; anything else is shown as written.
-    return text[1:].rsplit(".", 1)[-1] if text.startswith("~") else text
+    target = match.group(2)
+    return f"`{target.rsplit('.', 1)[-1] if match.group(1) else target}`"
+
+
+def _version_line(match: re.Match[str]) -> str:
+    kind, version = match.group(1), match.group(2)
+    detail = " ".join(match.group(3).split())
+    if kind == "added":
+        return f"\n*Added in version {version}.*\n\n"
+    return f"\n*Changed in version {version}:* {detail}\n\n"
+
+
+class SphinxMarkup(griffe.Extension):
+    """Rewrite every docstring griffe loads (see :func:`rewrite`)."""
+
+    def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
+        """Called by griffe for each object it loads, before its docstring is parsed."""
+        if obj.docstring is not None:
+            obj.docstring.value = rewrite(obj.docstring.value)

@@ -17,7 +17,7 @@ spawns a new worker.
 
 from __future__ import annotations
 
-from lilbee_ticker._exceptions import TickerError
+from lilbee_ticker import TickerError
 
 __all__ = ["PoolClosedError", "WorkerDiedError", "WorkerError", "WorkerUnresponsiveError"]
 

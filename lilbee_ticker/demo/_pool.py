@@ -23,11 +23,14 @@ import atexit
 import contextlib
 import dataclasses
 import itertools
+import math
 import multiprocessing
 import multiprocessing.util  # imported for its exit hook; see _kill_leftovers
+import numbers
 import os
 import signal
 import threading
+import time
 import types
 from collections.abc import Iterable, Iterator
 from multiprocessing import resource_tracker
@@ -37,8 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from lilbee_ticker import _clock
-from lilbee_ticker._validate import check_name, check_seconds
+from lilbee_ticker.demo import _figures as figures
 from lilbee_ticker.demo import _worker
 from lilbee_ticker.demo._errors import (
     PoolClosedError,
@@ -48,7 +50,7 @@ from lilbee_ticker.demo._errors import (
 )
 
 if TYPE_CHECKING:
-    from lilbee_ticker._protocols import Pool
+    from lilbee_ticker import Pool
 
 __all__ = ["ProcessPool", "WorkerAccessor"]
 
@@ -171,7 +173,7 @@ class _Worker:
         self.conn = conn
         self.pid: int = process.pid
         self.state = _STARTING
-        self.spawned_at = _clock.monotonic()
+        self.spawned_at = time.monotonic()
         self.last_used = self.spawned_at
         self.ready: asyncio.Future[None] = loop.create_future()
         self.exited: asyncio.Future[None] = loop.create_future()
@@ -298,11 +300,11 @@ class ProcessPool:
         name: str = "lilbee-demo-pool",
     ) -> None:
         self._roles = _check_roles(roles)
-        self._max_idle_s = check_seconds("max_idle_s", max_idle_s, allow_zero=True)
-        self._unresponsive_after_s = check_seconds("unresponsive_after_s", unresponsive_after_s)
-        self._spawn_timeout_s = check_seconds("spawn_timeout_s", spawn_timeout_s)
-        self._stop_timeout_s = check_seconds("stop_timeout_s", stop_timeout_s, allow_zero=True)
-        self._name = check_name(name)
+        self._max_idle_s = _check_seconds("max_idle_s", max_idle_s, allow_zero=True)
+        self._unresponsive_after_s = _check_seconds("unresponsive_after_s", unresponsive_after_s)
+        self._spawn_timeout_s = _check_seconds("spawn_timeout_s", spawn_timeout_s)
+        self._stop_timeout_s = _check_seconds("stop_timeout_s", stop_timeout_s, allow_zero=True)
+        self._name = _check_name(name)
         # Everything below is touched only on the bound loop's thread, so it
         # needs no lock. _loop and _loop_thread are set once, by _bind().
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -364,7 +366,7 @@ class ProcessPool:
         self._bind("reap_idle()")
         if self._closed:
             return ()
-        now = _clock.monotonic()
+        now = time.monotonic()
         idle = [
             worker
             for worker in self._workers.values()
@@ -380,7 +382,7 @@ class ProcessPool:
                 pool=self._name,
                 role=worker.role,
                 pid=worker.pid,
-                idle_s=round(now - worker.last_used, 3),
+                idle_s=figures.seconds(now - worker.last_used),
             )
             self._retire(worker, _RETIRED, "was reaped for idleness")
         return tuple(worker.role for worker in idle)
@@ -403,7 +405,7 @@ class ProcessPool:
         call = f"ping_role({role!r})"
         self._bind(call)
         worker = await self._ready_worker(role, call)
-        now = _clock.monotonic()
+        now = time.monotonic()
         work = worker.outstanding_work()
         if work:
             # The worker answers one request at a time, so a ping now would
@@ -438,13 +440,13 @@ class ProcessPool:
                 ``unresponsive_after_s``; it is killed and dropped.
             PoolClosedError: The pool is closed.
         """
-        work_s = check_seconds("work_s", work_s, allow_zero=True)
+        work_s = _check_seconds("work_s", work_s, allow_zero=True)
         call = f"call({role!r})"
         self._bind(call)
         worker = await self._ready_worker(role, call)
         while len(work := worker.outstanding_work()) >= _MAX_OUTSTANDING_CALLS:
             oldest = min(work, key=lambda request: request.deadline)
-            now = _clock.monotonic()
+            now = time.monotonic()
             if oldest.deadline <= now:
                 raise self._unresponsive(worker, oldest, now)
             waiters: list[asyncio.Future[Any]] = [request.reply for request in work]
@@ -455,7 +457,7 @@ class ProcessPool:
             )
             if worker.lost.done():
                 raise self._loss_error(worker, call)
-        deadline = _clock.monotonic() + work_s + self._unresponsive_after_s
+        deadline = time.monotonic() + work_s + self._unresponsive_after_s
         request = self._send(worker, "work", deadline, work_s)
         return await self._answer(worker, request)
 
@@ -550,7 +552,7 @@ class ProcessPool:
         if worker is None:
             worker = self._spawn(role)
         if worker.state == _STARTING:
-            left = worker.spawned_at + self._spawn_timeout_s - _clock.monotonic()
+            left = worker.spawned_at + self._spawn_timeout_s - time.monotonic()
             if left > 0:
                 worker.waiting += 1
                 try:
@@ -564,7 +566,7 @@ class ProcessPool:
             if worker.lost.done():
                 raise self._loss_error(worker, call)
             if not worker.ready.done():
-                waited = _clock.monotonic() - worker.spawned_at
+                waited = time.monotonic() - worker.spawned_at
                 problem = f"did not report ready within {self._spawn_timeout_s:g}s"
                 self._drop(worker, problem, waited)
                 raise WorkerUnresponsiveError(role, worker.pid, problem, waited)
@@ -613,7 +615,7 @@ class ProcessPool:
         request = _Request(
             id=next(self._request_ids),
             kind=kind,
-            sent_at=_clock.monotonic(),
+            sent_at=time.monotonic(),
             deadline=deadline,
             reply=loop.create_future(),
         )
@@ -627,7 +629,7 @@ class ProcessPool:
 
     async def _answer(self, worker: _Worker, request: _Request) -> int:
         """Wait for the answer to ``request`` until its deadline; drop the worker if none comes."""
-        left = request.deadline - _clock.monotonic()
+        left = request.deadline - time.monotonic()
         if left > 0 and not request.reply.done():
             await asyncio.wait(
                 (request.reply, worker.lost),
@@ -638,13 +640,13 @@ class ProcessPool:
             return request.reply.result()
         if worker.lost.done():
             raise self._loss_error(worker, request.kind)
-        raise self._unresponsive(worker, request, _clock.monotonic())
+        raise self._unresponsive(worker, request, time.monotonic())
 
     def _unresponsive(self, worker: _Worker, request: _Request, now: float) -> WorkerError:
         """Kill ``worker`` for leaving ``request`` unanswered; return the error to raise."""
         waited = now - request.sent_at
         what = "a ping" if request.kind == "ping" else "a call"
-        problem = f"left {what} unanswered for {waited:.3g}s"
+        problem = f"left {what} unanswered for {figures.seconds_text(waited)}s"
         self._drop(worker, problem, waited)
         return WorkerUnresponsiveError(worker.role, worker.pid, problem, waited)
 
@@ -671,7 +673,7 @@ class ProcessPool:
         kind = message[0]
         if kind == "ready":
             worker.state = _RUNNING
-            worker.last_used = _clock.monotonic()  # its idle time starts now
+            worker.last_used = time.monotonic()  # its idle time starts now
             if not worker.ready.done():
                 worker.ready.set_result(None)
             return
@@ -684,7 +686,7 @@ class ProcessPool:
         if request is worker.ping:
             worker.ping = None
         if request.kind == "work":
-            worker.last_used = _clock.monotonic()
+            worker.last_used = time.monotonic()
         pid = message[2]
         if not request.reply.done() and isinstance(pid, int):
             request.reply.set_result(pid)
@@ -817,6 +819,36 @@ def _describe(exitcode: int) -> str:
         except ValueError:
             return f"killed by signal {-exitcode}"
     return f"exited with status {exitcode}"
+
+
+def _check_seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
+    """Return ``value`` as a float number of seconds, or raise naming ``name``."""
+    bound = ">= 0" if allow_zero else "> 0"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a real number of seconds {bound}, "
+            f"got {value!r} of type {type(value).__name__}"
+        )
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int too large for a float
+        seconds = math.inf
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        raise ValueError(f"{name} must be a finite number of seconds {bound}, got {value!r}")
+    if seconds > threading.TIMEOUT_MAX:
+        raise ValueError(
+            f"{name} must be at most threading.TIMEOUT_MAX ({threading.TIMEOUT_MAX:g}s), "
+            f"got {value!r}"
+        )
+    return seconds
+
+
+def _check_name(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"name must be a str, got {value!r} of type {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"name must be a non-empty string, got {value!r}")
+    return value
 
 
 def _check_roles(roles: Iterable[str]) -> tuple[str, ...]:

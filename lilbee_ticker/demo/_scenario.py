@@ -31,15 +31,13 @@ import math
 import os
 import signal
 import threading
+import time
 import types
 from collections.abc import Coroutine, Iterator, Mapping
 from typing import Any, TypeVar
 
-from lilbee_ticker import _clock
-from lilbee_ticker._health import HealthStatus, RoleHealth
-from lilbee_ticker._runtime import LoopRuntime
-from lilbee_ticker._stats import TickerStats
-from lilbee_ticker._ticker import HealthTicker
+from lilbee_ticker import HealthStatus, HealthTicker, LoopRuntime, RoleHealth, TickerStats
+from lilbee_ticker.demo import _figures as figures
 from lilbee_ticker.demo._errors import PoolClosedError, WorkerError
 from lilbee_ticker.demo._pool import ProcessPool
 
@@ -72,6 +70,10 @@ _SHUTDOWN_S = 5.0
 class DemoSettings:
     """The demo's timings, all in seconds; every other one follows from ``interval_s``.
 
+    The ones that follow are rounded to three significant digits, so that the
+    ticker's own messages ("did not finish within 0.11s") show the figures
+    the narration does.
+
     Attributes:
         interval_s: Seconds between the ticker's ticks.
         max_idle_s: How long a worker may go unused before the pool reaps it.
@@ -87,17 +89,17 @@ class DemoSettings:
     @property
     def call_timeout_s(self) -> float:
         """The ticker's bound on each step of a tick: half an interval."""
-        return self.interval_s / 2
+        return figures.seconds(self.interval_s / 2)
 
     @property
     def work_s(self) -> float:
         """The fake work one request does."""
-        return self.interval_s / 20
+        return figures.seconds(self.interval_s / 20)
 
     @property
     def request_period_s(self) -> float:
         """The pause between two requests to a role that is kept busy."""
-        return self.interval_s / 2
+        return figures.seconds(self.interval_s / 2)
 
     @property
     def unresponsive_after_s(self) -> float:
@@ -106,7 +108,7 @@ class DemoSettings:
         Far longer than the freeze lasts, so that the frozen worker is seen
         to be unhealthy and then to recover, rather than being killed.
         """
-        return self.interval_s * (self.failure_threshold + 10)
+        return figures.seconds(self.interval_s * (self.failure_threshold + 10))
 
 
 def minimum_duration_s(interval_s: float, max_idle_s: float, failure_threshold: int = 3) -> float:
@@ -120,7 +122,7 @@ def minimum_duration_s(interval_s: float, max_idle_s: float, failure_threshold: 
     # The small epsilon keeps 0.6 / 0.2 (2.9999999999999996 in floats) at 3.
     reap_tick = math.floor(max_idle_s / interval_s + 1e-9) + 1
     ticks = reap_tick + 2 + 1 + failure_threshold + 1
-    return round(ticks * interval_s, 3)
+    return figures.seconds(ticks * interval_s)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,7 +215,7 @@ class _Transitions:
         last = None if self.ticker is None else self.ticker.last_report
         tick = 1 if last is None else last.number + 1
         with self._changed:
-            self._seen.append(_Seen(len(self._seen), tick, _clock.monotonic(), new))
+            self._seen.append(_Seen(len(self._seen), tick, time.monotonic(), new))
             self._changed.notify_all()
 
     def mark(self) -> int:
@@ -297,7 +299,7 @@ def play(settings: DemoSettings, log: Any) -> Outcome:
         settings: The timings.
         log: A structlog logger for the narration.
     """
-    started = _clock.monotonic()
+    started = time.monotonic()
     transitions = _Transitions()
     runtime = LoopRuntime(name="lilbee-demo-runtime")
     pool = ProcessPool(
@@ -326,9 +328,9 @@ def play(settings: DemoSettings, log: Any) -> Outcome:
         "demo.started",
         message="The demo starts: a pool of real worker processes and a health ticker",
         roles=list(ROLES),
-        interval_s=round(settings.interval_s, 3),
-        call_timeout_s=round(settings.call_timeout_s, 3),
-        max_idle_s=round(settings.max_idle_s, 3),
+        interval_s=settings.interval_s,
+        call_timeout_s=settings.call_timeout_s,
+        max_idle_s=settings.max_idle_s,
         failure_threshold=settings.failure_threshold,
     )
     try:
@@ -354,7 +356,7 @@ def play(settings: DemoSettings, log: Any) -> Outcome:
         stats=stats,
         pids={role: pid for role, (pid, _) in ends.items()},
         spawns={role: spawns for role, (_, spawns) in ends.items()},
-        elapsed_s=_clock.monotonic() - started,
+        elapsed_s=time.monotonic() - started,
     )
 
 
@@ -412,21 +414,23 @@ class _Script:
 
     def time_left(self, wanted: float, what: str) -> float:
         """Return ``wanted``, or less if the demo's duration ends sooner; abort if it has."""
-        left = self.deadline - _clock.monotonic()
+        left = self.deadline - time.monotonic()
         if left <= 0:
             raise self.out_of_time(what)
         return min(wanted, left)
 
     def out_of_time(self, what: str) -> _Abort:
         return _Abort(
-            what, f"ran out of time: the demo may take {self.settings.duration_s:g}s in all"
+            what,
+            f"ran out of time: the demo may take "
+            f"{figures.seconds_text(self.settings.duration_s)}s in all",
         )
 
     def run_on_loop(self, coro: Coroutine[Any, Any, _T], what: str) -> _T:
         try:
             return self.runtime.run(coro, timeout=self.time_left(_SHUTDOWN_S, what))
         except TimeoutError as exc:
-            if self.deadline <= _clock.monotonic():
+            if self.deadline <= time.monotonic():
                 raise self.out_of_time(what) from exc
             raise _Abort(what, f"{type(exc).__name__}: {exc}") from exc
         except WorkerError as exc:
@@ -440,20 +444,22 @@ class _Script:
             role, frozenset(statuses), since, self.time_left(wanted, what)
         )
         if seen is None:
-            if self.deadline <= _clock.monotonic():
+            if self.deadline <= time.monotonic():
                 raise self.out_of_time(what)
             status = self.ticker.health().get(role)
             now = "unknown" if status is None else status.status.value
-            raise _Abort(what, f"it did not within {wanted:.3g}s; it is {now}")
+            raise _Abort(what, f"it did not within {figures.seconds_text(wanted)}s; it is {now}")
         return seen
 
     def wait_for_tick(self, number: int) -> None:
         what = f"tick {number}"
         wanted = max(number - self.last_tick(), 0) * self.settings.interval_s + _SLACK_S
         if self.ticker.wait_for_tick(number, self.time_left(wanted, what)) is None:
-            if self.deadline <= _clock.monotonic():
+            if self.deadline <= time.monotonic():
                 raise self.out_of_time(what)
-            raise _Abort(what, f"the ticker did not complete it within {wanted:.3g}s")
+            raise _Abort(
+                what, f"the ticker did not complete it within {figures.seconds_text(wanted)}s"
+            )
 
     def last_tick(self) -> int:
         report = self.ticker.last_report
@@ -463,24 +469,21 @@ class _Script:
 
     def run(self) -> None:
         """Play every step in order; raise :class:`_Abort` if an expected event does not come."""
-        last_idle_use, since = self.use_every_worker()
-        self.reap_the_idle_worker(last_idle_use, since)
+        since = self.use_every_worker()
+        self.reap_the_idle_worker(since)
         self.kill_a_worker()
         self.freeze_and_thaw_a_worker()
 
-    def use_every_worker(self) -> tuple[float, int]:
-        """Step 1; return when the idle role was last used, and a bookmark after it was healthy."""
-        self.step(1, "every role gets a request; each worker is spawned by its first")
+    def use_every_worker(self) -> int:
+        """Step 1; return a bookmark just after the idle role was found healthy."""
+        self.step(1, "every role gets a request, and each worker is spawned by its first request")
         since = self.transitions.mark()
         pids = {}
-        last_idle_use = 0.0
         for role in ROLES:
             pids[role] = self.run_on_loop(
                 self.pool.call(role, self.settings.work_s), f"a request to {role}"
             )
-            if role == IDLE:
-                last_idle_use = _clock.monotonic()
-            else:
+            if role != IDLE:
                 # At once, not after the last spawn: starting a worker can
                 # take a while on a busy machine, and these must never idle.
                 self.run_on_loop(self.traffic.start(role), f"requests to {role}")
@@ -499,11 +502,13 @@ class _Script:
         )
         # IDLE may already have been reaped by now, on a slow machine: step 2
         # looks for its reaping from the moment it was healthy.
-        return last_idle_use, healthy[IDLE].index + 1
+        return healthy[IDLE].index + 1
 
-    def reap_the_idle_worker(self, last_use: float, since: int) -> None:
+    def reap_the_idle_worker(self, since: int) -> None:
         max_idle = self.settings.max_idle_s
-        self.step(2, f"{IDLE} goes idle; the pool reaps it after {max_idle:g}s unused")
+        self.step(
+            2, f"{IDLE} goes idle; the pool reaps it after {figures.seconds_text(max_idle)}s unused"
+        )
         seen = self.wait_for(
             IDLE, {HealthStatus.DOWN}, since, ticks=max_idle / self.settings.interval_s + 2
         )
@@ -511,8 +516,8 @@ class _Script:
         self.check(
             f"idle {IDLE} was reaped",
             reaped >= 1,
-            f"after {seen.at - last_use:.2f}s idle (max idle {max_idle:g}s), at tick "
-            f"{seen.tick}; roles reaped: {reaped}",
+            f"at tick {seen.tick}, once idle longer than {figures.seconds_text(max_idle)}s; "
+            f"roles reaped: {reaped}",
         )
         self.wait_for_tick(seen.tick + 2)
         alive, spawns = self.run_on_loop(_probe(self.pool, IDLE), f"read {IDLE}")
@@ -563,7 +568,8 @@ class _Script:
         self.step(
             4,
             f"{FROZEN}'s worker is frozen with SIGSTOP; its pings time out after "
-            f"{settings.call_timeout_s:g}s, and after {settings.failure_threshold} in a row "
+            f"{figures.seconds_text(settings.call_timeout_s)}s, and after "
+            f"{settings.failure_threshold} in a row "
             "it is unhealthy",
         )
         since = self.transitions.mark()
@@ -620,7 +626,8 @@ class _Script:
             f"a frozen worker did not hold up the others: {KILLED} was pinged in the same ticks",
             pings >= ticks and failures == 0,
             f"{KILLED}: {pings} pings, {failures} failures in {ticks} ticks; longest tick "
-            f"{longest:.3f}s (call timeout {self.settings.call_timeout_s:g}s)",
+            f"{figures.seconds_text(longest)}s "
+            f"(call timeout {figures.seconds_text(self.settings.call_timeout_s)}s)",
         )
 
     def check_shutdown(self, ticker: HealthTicker) -> None:
