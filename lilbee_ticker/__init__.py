@@ -28,10 +28,11 @@ if TYPE_CHECKING:
     )
     from lilbee_ticker._health import HealthStatus, RoleHealth
     from lilbee_ticker._probe import Probe
-    from lilbee_ticker._protocols import Pool, RoleAccessor, Runtime
+    from lilbee_ticker._protocols import Pool, RestartablePool, RoleAccessor, Runtime
     from lilbee_ticker._report import TickReport
     from lilbee_ticker._runtime import LoopRuntime, RuntimeNotRunningError
     from lilbee_ticker._stats import TickerStats
+    from lilbee_ticker._supervise import RestartPolicy
     from lilbee_ticker._ticker import HealthTicker
 
 # Where each public name lives. They are imported on first use (PEP 562), so
@@ -48,6 +49,8 @@ _HOMES = {
     "OnChange": "_events",
     "Pool": "_protocols",
     "Probe": "_probe",
+    "RestartPolicy": "_supervise",
+    "RestartablePool": "_protocols",
     "RoleAccessor": "_protocols",
     "RoleHealth": "_health",
     "Runtime": "_protocols",
@@ -84,6 +87,8 @@ __all__ = [
     "OnChange",
     "Pool",
     "Probe",
+    "RestartPolicy",
+    "RestartablePool",
     "RoleAccessor",
     "RoleHealth",
     "Runtime",

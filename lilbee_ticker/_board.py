@@ -14,12 +14,13 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from lilbee_ticker import _clock
-from lilbee_ticker._health import NO_ROWS, HealthBook, RoleHealth, Rows, Transition
+from lilbee_ticker._health import NO_FACTS, NO_ROWS, HealthBook, RoleHealth, Rows, Transition
 from lilbee_ticker._liveness import Liveness, Reading, assess
 from lilbee_ticker._probe import Probe
 from lilbee_ticker._report import TickReport
 from lilbee_ticker._settings import Settings
 from lilbee_ticker._stats import EMPTY, StatsBook, Tally, TickerStats, count
+from lilbee_ticker._supervise import RestartFacts
 from lilbee_ticker._wake import Lifecycle
 
 __all__ = ["Board", "Published"]
@@ -33,6 +34,7 @@ class Published(NamedTuple):
     tally: Tally
     surveyed: float | None  # monotonic end of the latest tick that read the pool
     stalls: int  # ticks in a row whose loop stopped running their callbacks
+    restarts: Mapping[str, RestartFacts]  # what each role's restarts did, if any
 
 
 class Board:
@@ -50,21 +52,28 @@ class Board:
         self._life = life
         self._health = HealthBook(settings.failure_threshold, settings.success_threshold)
         self._stats = StatsBook()
-        self.published = Published(None, NO_ROWS, EMPTY, None, 0)
+        self.published = Published(None, NO_ROWS, EMPTY, None, 0, NO_FACTS)
 
-    def count(self, report: TickReport, registered: Sequence[str] | None) -> list[Transition]:
-        """Publish ``report``'s health and counters (not the report); return its transitions.
+    def count(
+        self,
+        report: TickReport,
+        registered: Sequence[str] | None,
+        restarts: Mapping[str, RestartFacts] = NO_FACTS,
+    ) -> list[Transition]:
+        """Publish ``report``'s health, counters and ``restarts``; return its transitions.
 
         ``registered`` is None when the tick could not read the pool.
         """
         old = self.published
-        rows, transitions = self._health.observe(report, registered, _clock.wall_clock())
+        now = _clock.wall_clock()
+        rows, transitions = self._health.observe(report, registered, now, restarts)
         if report.loop_error is not None:
             stalls = old.stalls + 1
         else:
             stalls = old.stalls if report.interrupted else 0  # a stop is no evidence
         surveyed = old.surveyed if registered is None else _clock.monotonic()
-        self.published = Published(old.report, rows, count(old.tally, report), surveyed, stalls)
+        tally = count(old.tally, report)
+        self.published = Published(old.report, rows, tally, surveyed, stalls, restarts)
         return transitions
 
     def announce(self, report: TickReport) -> None:
@@ -77,7 +86,8 @@ class Board:
 
     def records(self) -> Mapping[str, RoleHealth]:
         """The latest health records."""
-        return self._health.records(self.published.rows)
+        published = self.published
+        return self._health.records(published.rows, published.restarts)
 
     def stats(self) -> TickerStats:
         """The latest counters."""
@@ -105,15 +115,22 @@ class Board:
             ticker=self._settings.name,
             last_tick_age_s=None if age is None else round(age, 3),
             problems=live.problems,
+            supervised=self._settings.restart is not None,
             roles=tuple(
-                (role, record.status.value, record.consecutive_failures)
+                (
+                    role,
+                    record.status.value,
+                    record.consecutive_failures,
+                    record.restarts,
+                    record.given_up,
+                )
                 for role, record in records.items()
             ),
         )
         return probe, records, self._stats.stats(published.tally)
 
     def _reading(self, published: Published) -> tuple[Reading, Mapping[str, RoleHealth]]:
-        records = self._health.records(published.rows)
+        records = self._health.records(published.rows, published.restarts)
         settings, surveyed = self._settings, published.surveyed
         thread = self._life.facts(settings.first_delay_s)
         reading = Reading(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import threading
 from typing import Any
 
@@ -27,7 +28,17 @@ class CallBook:
     which is set whenever no call is running.
     """
 
-    __slots__ = ("_cancelling", "_opening", "abandoned", "idle", "late", "pings", "reap")
+    __slots__ = (
+        "_cancelling",
+        "_opening",
+        "abandoned",
+        "idle",
+        "late",
+        "pings",
+        "reap",
+        "restart_ends",
+        "restarts",
+    )
 
     def __init__(self) -> None:
         self.reap: asyncio.Task[Any] | None = None
@@ -37,6 +48,11 @@ class CallBook:
         self.abandoned: asyncio.Task[Any] | None = None
         self.late: collections.deque[object] = collections.deque()
         self.pings: dict[str, asyncio.Task[None]] = {}
+        # Restarts in flight, never cancelled by the ticker, like the reap; each
+        # one's (role, error or None) goes to restart_ends when it ends, for
+        # the ticker thread to drain.
+        self.restarts: dict[str, asyncio.Task[Any]] = {}
+        self.restart_ends: collections.deque[tuple[str, BaseException | None]] = collections.deque()
         # Pings the ticker itself cancelled (deadline or stop): their
         # CancelledError is ours, not the pool's.
         self._cancelling: set[asyncio.Task[None]] = set()
@@ -69,6 +85,22 @@ class CallBook:
         """Keep ``task`` as the reap in flight until it ends; :meth:`starting` came first."""
         self.reap = task
         task.add_done_callback(self._reap_done)
+
+    def add_restart(self, role: str, task: asyncio.Task[Any]) -> None:
+        """Keep ``task`` as ``role``'s restart in flight until it ends (after :meth:`starting`)."""
+        self.restarts[role] = task
+        task.add_done_callback(functools.partial(self._restart_done, role))
+
+    def _restart_done(self, role: str, task: asyncio.Task[Any]) -> None:
+        if self.restarts.get(role) is task:
+            del self.restarts[role]
+        error: BaseException | None
+        if task.cancelled():
+            error = asyncio.CancelledError(f"restart_role({role!r}) was cancelled on the loop")
+        else:
+            error = task.exception() or task.result()  # the coroutine returns its error
+        self.restart_ends.append((role, error))
+        self.settle_idle()
 
     def add_ping(self, role: str, task: asyncio.Task[None]) -> None:
         """Keep ``task`` as ``role``'s ping in flight until :meth:`ping_ended`.
@@ -116,7 +148,7 @@ class CallBook:
     @property
     def size(self) -> int:
         """How many calls are in flight."""
-        return len(self.pings) + (self.reap is not None)
+        return len(self.pings) + len(self.restarts) + (self.reap is not None)
 
     def wait_idle(self, budget: _clock.Budget) -> bool:
         """Wait within ``budget`` until no call is in flight; True if none is. Any thread."""
@@ -133,6 +165,7 @@ class CallBook:
         under the GIL, so it never sees the dictionary change size.
         """
         names = ["reap_idle()"] if self.reap is not None else []
+        names += [f"restart_role({role!r})" for role in self.restarts.copy()]
         names += [f"ping_role({role!r})" for role in self.pings.copy()]
         return tuple(names)
 
@@ -155,7 +188,7 @@ class CallBook:
         """Set :attr:`idle` if no call is in flight (and none is being started)."""
         if self._opening:
             return
-        if self.reap is None and not self.pings:
+        if self.reap is None and not self.pings and not self.restarts:
             self.idle.set()
 
 

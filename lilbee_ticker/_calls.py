@@ -38,11 +38,11 @@ import types
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from lilbee_ticker import _clock
+from lilbee_ticker import _clock, _restarts
 from lilbee_ticker._callbook import CallBook, Countdown
 from lilbee_ticker._exceptions import CallTimeoutError
 from lilbee_ticker._lazy import LazyCoroutine, Meter, quiet, start_task
-from lilbee_ticker._outcome import NotAlive, PingOutcome, safe_repr
+from lilbee_ticker._outcome import NotAlive, PingOutcome, as_alive, safe_repr
 from lilbee_ticker._protocols import Pool
 
 __all__ = ["Gate", "TickJob", "TickState", "abort", "late_grace", "role_names", "run_tick"]
@@ -106,6 +106,10 @@ class TickState(Meter):
         "reap_error",
         "reaped",
         "registered",
+        "restart_durations",
+        "restart_errors",
+        "restart_gone",
+        "restarted",
         "snapshot_error",
         "started_at",
         "submitted_at",
@@ -127,6 +131,12 @@ class TickState(Meter):
         self.reap_error: BaseException | None = None
         self.reap_ended_at: float | None = None  # monotonic; the reap step is over
         self.outcomes: dict[str, PingOutcome] = {}
+        # Restarts: started, what ended one (or its timeout), how long those
+        # that answered took, and those not made because the role was down.
+        self.restarted: list[str] = []
+        self.restart_errors: dict[str, BaseException] = {}
+        self.restart_durations: dict[str, float] = {}
+        self.restart_gone: list[str] = []
         # True once a closed gate (the ticker gave up or is stopping) made the
         # coroutine skip a step: the tick did not do all it was to do.
         self.gated = False
@@ -144,6 +154,9 @@ class TickState(Meter):
         started, submitted = self.started_at, self.submitted_at
         facts["survey_failures"] = dict(self.survey_failures)
         facts["outcomes"] = dict(self.outcomes)
+        facts["restarted"] = tuple(self.restarted)
+        facts["restart_errors"] = dict(self.restart_errors)
+        facts["restart_gone"] = tuple(self.restart_gone)
         facts["reap_done"] = self.reap_ended_at is not None
         facts["loop_busy_s"] = None if started is None else self.loop_busy_s
         facts["loop_lag_s"] = (
@@ -167,7 +180,7 @@ _SHARED_FACTS = (
 class TickJob:
     """Everything one run of :func:`run_tick` needs; built on the ticker thread."""
 
-    __slots__ = ("book", "gate", "ping_timeout", "pool", "state", "timeout")
+    __slots__ = ("book", "gate", "ping_timeout", "pool", "restart", "state", "timeout")
 
     def __init__(
         self,
@@ -176,8 +189,10 @@ class TickJob:
         gate: Gate,
         timeout: float,
         ping_timeout: float | None,
+        restart: tuple[str, ...] = (),
     ) -> None:
         self.pool = pool
+        self.restart = restart  # the roles to restart instead of pinging, if alive
         self.book = book
         self.gate = gate
         self.timeout = timeout
@@ -223,21 +238,6 @@ def role_names(value: object, what: str) -> tuple[str, ...]:
             )
         names[item] = None
     return tuple(names)
-
-
-def _alive(value: object, role: str) -> bool:
-    """``accessor(role).is_alive`` as a bool, refusing a method, which is always truthy.
-
-    ``def is_alive(self)`` is the shape of ``multiprocessing.Process.is_alive``;
-    read as a value it would make a dead worker look alive.
-    """
-    if callable(value):
-        raise TypeError(
-            f"accessor({role!r}).is_alive must be a bool, but it is a method "
-            f"({safe_repr(value)}): make it a property (decorate it with @property), "
-            "as lilbee_ticker.RoleAccessor says"
-        )
-    return bool(value)
 
 
 def _hint(value: object, what: str) -> str:
@@ -293,7 +293,7 @@ def _survey(job: TickJob) -> bool:
     live: list[str] = []
     for role in registered:
         try:
-            alive = _alive(pool.accessor(role).is_alive, role)
+            alive = as_alive(pool.accessor(role).is_alive, role)
         except GeneratorExit:
             raise
         except BaseException as exc:
@@ -413,9 +413,11 @@ async def _ping_all(job: TickJob, live: tuple[str, ...]) -> None:
     state, book, timeout = job.state, job.book, job.timeout
     reaped = set(state.reaped)
     targets = [role for role in live if role not in reaped]
+    skipped = _restarts.not_pinged(job)
+    to_ping = [role for role in targets if role not in skipped] if skipped else targets
     if not targets:
         return
-    outcomes: dict[str, PingOutcome] = dict.fromkeys(targets)
+    outcomes: dict[str, PingOutcome] = dict.fromkeys(to_ping)
     state.outcomes = outcomes
     tasks: dict[str, asyncio.Task[None]] = {}
     loop = asyncio.get_running_loop()
@@ -424,7 +426,8 @@ async def _ping_all(job: TickJob, live: tuple[str, ...]) -> None:
     busy = book.pings
     book.starting()
     try:
-        for role in targets:
+        restarts = _restarts.start(job, loop, countdown, targets) if job.restart else {}
+        for role in to_ping:
             if role in busy:
                 outcomes[role] = CallTimeoutError(
                     f"ping_role({role!r})", timeout, still_running=True
@@ -445,7 +448,7 @@ async def _ping_all(job: TickJob, live: tuple[str, ...]) -> None:
             tasks[role] = ping
     finally:
         book.started()  # idle again if every ping ended eagerly, or none started
-    if not tasks:
+    if not tasks and not restarts:
         return
     try:
         # Pings started eagerly (Python 3.12+) that have all ended need no
@@ -455,7 +458,7 @@ async def _ping_all(job: TickJob, live: tuple[str, ...]) -> None:
         # The tick itself was cancelled (a stop, or the runtime shutting
         # down): take its probes down with it.
         for ping in tasks.values():
-            book.cancel_ping(ping)
+            book.cancel_ping(ping)  # and never a restart: it runs on
         raise
     pending = countdown.left > 0
     late = loop.time() - deadline if pending else 0.0
@@ -463,6 +466,8 @@ async def _ping_all(job: TickJob, live: tuple[str, ...]) -> None:
         # The loop woke this late for the deadline: it was blocked, and the
         # pings still running may only have needed it to run. Not their fault.
         state.loop_late = ("pings", late)
+    if restarts:
+        _restarts.settle(job, restarts)
     if not pending and None not in outcomes.values():
         return  # every ping ended, each with its outcome: nothing left to settle
     for role, ping in tasks.items():
@@ -490,7 +495,7 @@ async def _ping(job: TickJob, role: str, outcomes: dict[str, PingOutcome]) -> No
         return  # the ticker gave up on this tick: no outcome
     pool = job.pool
     try:
-        alive = _alive(pool.accessor(role).is_alive, role)
+        alive = as_alive(pool.accessor(role).is_alive, role)
     except GeneratorExit:
         raise
     except BaseException as exc:

@@ -198,7 +198,7 @@ class PoolCall:
 
     Attributes:
         method: ``"registered_roles"``, ``"is_alive"``, ``"reap_idle"``,
-            ``"ping_role"`` or ``"call"``.
+            ``"ping_role"``, ``"restart_role"`` or ``"call"``.
         role: The role concerned, or ``None``.
         thread: The name of the thread the call ran on.
         thread_id: That thread's :func:`threading.get_ident`.
@@ -247,6 +247,7 @@ class _Role:
     alive: bool
     last_used: float
     spawns: int = 0
+    restarts: int = 0
     in_flight: int = 0
     default: PingBehaviour = dataclasses.field(default_factory=Succeed)
     script: collections.deque[PingBehaviour] = dataclasses.field(default_factory=collections.deque)
@@ -311,10 +312,15 @@ class FakePool:
             ``ping_timeout_s`` when none is passed) raises the pool's own
             :class:`TimeoutError`. The timeouts passed are in
             :attr:`ping_timeouts`.
+        restartable: If True, the pool has ``restart_role(role)``, for a
+            ticker with a :class:`~lilbee_ticker.RestartPolicy`: it plays the
+            next restart behaviour (:meth:`set_restart`), then replaces the
+            worker with a new one, alive and answering (its ping script is
+            dropped and its pings succeed again). :meth:`restarts` counts them.
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0
-       Added ``pings_count_as_use`` and ``ping_timeout_s``.
+       Added ``pings_count_as_use``, ``ping_timeout_s`` and ``restartable``.
     """
 
     def __init__(
@@ -328,6 +334,7 @@ class FakePool:
         keep_calls: int = 10_000,
         pings_count_as_use: bool = False,
         ping_timeout_s: float | None = None,
+        restartable: bool = False,
     ) -> None:
         if isinstance(roles, (str, bytes)):
             raise TypeError(
@@ -374,6 +381,10 @@ class FakePool:
             # An instance attribute, so that the signature a ticker reads
             # (with inspect.getattr_static) takes the timeout keyword.
             self.ping_role = self._ping_role_bounded  # type: ignore[method-assign]
+        self._restart_default: ReapBehaviour = Succeed()
+        if restartable:
+            # An instance attribute too: only a restartable pool has it.
+            self.restart_role = self._restart_role
 
     # -- the pool protocol (loop thread only) ------------------------------------
 
@@ -472,6 +483,26 @@ class FakePool:
             for name in reaped:
                 self._roles[name].alive = False
         return reaped
+
+    async def _restart_role(self, role: str) -> None:
+        """Play the restart behaviour, then replace ``role``'s worker with a new, answering one.
+
+        Cancelled part-way (a ticker must never do that), the old worker is
+        left as it was and the call is recorded in :attr:`cancelled`.
+        """
+        call = self._enter("restart_role", role)
+        with self._lock:
+            self._role(role)
+            behaviour = self._restart_default
+        await self._cancellable(call, self._play(None, behaviour))
+        with self._lock:
+            state = self._role(role)
+            state.alive = True
+            state.restarts += 1
+            state.script.clear()
+            state.default = Succeed()
+            state.last_used = self._clock()
+            self._changed.notify_all()
 
     async def call(self, role: str, seconds: float = 0.0) -> None:
         """Do a unit of work on ``role``: spawn it if needed; it counts as in use throughout."""
@@ -579,6 +610,24 @@ class FakePool:
         """Whether ``role`` is alive, read from the test's side under the pool's lock."""
         with self._lock:
             return self._role(role).alive
+
+    def set_restart(self, behaviour: Succeed | Fail | Hang | Delay) -> None:
+        """Make every later ``restart_role()`` play ``behaviour`` before it replaces the worker.
+
+        :class:`Fail` raises and replaces nothing; :class:`Hang` never ends.
+
+        .. versionadded:: 0.2.0
+        """
+        with self._lock:
+            self._restart_default = behaviour
+
+    def restarts(self, role: str) -> int:
+        """How many times ``restart_role`` replaced ``role``'s worker.
+
+        .. versionadded:: 0.2.0
+        """
+        with self._lock:
+            return self._role(role).restarts
 
     def spawns(self, role: str) -> int:
         """How many times ``ping_role`` or a use spawned ``role`` after it was dead."""

@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from lilbee_ticker._outcome import describe, is_cancellation
 from lilbee_ticker._report import TickReport
+from lilbee_ticker._supervise import RestartFacts
 
 __all__ = ["HealthStatus", "RoleHealth"]
 
@@ -60,6 +61,14 @@ class RoleHealth:
         last_latency_s: Round trip of the last successful ping, in seconds.
         pings: Pings with a known outcome, in all.
         failures: Failed pings, in all.
+        restarts: Restarts the ticker began for the role (see :class:`RestartPolicy`).
+        last_restart_at: Wall-clock start of the last restart, or ``None``.
+        last_restart_ended_at: Wall-clock end of the last restart, or ``None``
+            (none yet, or it still runs).
+        last_restart_error: How the last restart ended: ``None`` if it
+            answered, else ``"ExceptionType: message"``.
+        given_up: The ticker gave up restarting the role: it needed more
+            restarts than the policy's budget allows; it stays ``UNHEALTHY``.
 
     The streak counters start again when the role goes :attr:`~HealthStatus.DOWN`:
     the next worker is a new process. The totals do not.
@@ -67,6 +76,8 @@ class RoleHealth:
     Thread safety: immutable, so safe to share between threads.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+       Added the restart fields and :attr:`given_up`.
     """
 
     role: str
@@ -80,6 +91,11 @@ class RoleHealth:
     last_latency_s: float | None = None
     pings: int = 0
     failures: int = 0
+    restarts: int = 0
+    last_restart_at: float | None = None
+    last_restart_ended_at: float | None = None
+    last_restart_error: str | None = None
+    given_up: bool = False
 
 
 Transition = tuple[RoleHealth | None, RoleHealth]
@@ -106,13 +122,15 @@ class Row(NamedTuple):
 
 
 Rows = dict[str, Row]
+NO_FACTS: Mapping[str, RestartFacts] = types.MappingProxyType({})
+_NO_RESTARTS = RestartFacts()
 
 _NO_RECORDS: Mapping[str, RoleHealth] = types.MappingProxyType({})
 NO_ROWS: Rows = {}
 
 
-def _record(role: str, row: Row) -> RoleHealth:
-    return RoleHealth(role=role, **row._asdict())
+def _record(role: str, row: Row, restarts: RestartFacts = _NO_RESTARTS) -> RoleHealth:
+    return RoleHealth(role=role, **row._asdict(), **restarts._asdict())
 
 
 class HealthBook:
@@ -133,23 +151,36 @@ class HealthBook:
         # (the rows they were made from, the records): replaced whole by
         # whichever reader makes them first; two readers racing make the
         # same records, and either result may stay.
-        self._made: tuple[Rows, Mapping[str, RoleHealth]] = (NO_ROWS, _NO_RECORDS)
+        self._made: tuple[Rows, Mapping[str, RestartFacts], Mapping[str, RoleHealth]] = (
+            NO_ROWS,
+            NO_FACTS,
+            _NO_RECORDS,
+        )
 
-    def records(self, rows: Rows) -> Mapping[str, RoleHealth]:
-        """The records of ``rows`` (a dict :meth:`observe` returned), read-only."""
-        made_from, made = self._made
-        if made_from is rows:
+    def records(
+        self, rows: Rows, restarts: Mapping[str, RestartFacts] = NO_FACTS
+    ) -> Mapping[str, RoleHealth]:
+        """The records of ``rows`` (a dict :meth:`observe` returned) and ``restarts``, read-only."""
+        made_rows, made_restarts, made = self._made
+        if made_rows is rows and made_restarts is restarts:
             return made
         records: dict[str, RoleHealth] = {}
         for role, row in rows.items():
-            same = made.get(role) if made_from.get(role) is row else None
-            records[role] = same if same is not None else _record(role, row)
+            facts = restarts.get(role, _NO_RESTARTS) if restarts else _NO_RESTARTS
+            same = None
+            if made_rows.get(role) is row and made_restarts.get(role, _NO_RESTARTS) is facts:
+                same = made.get(role)
+            records[role] = same if same is not None else _record(role, row, facts)
         result = types.MappingProxyType(records)
-        self._made = (rows, result)
+        self._made = (rows, restarts, result)
         return result
 
     def observe(
-        self, report: TickReport, registered: Sequence[str] | None, now: float
+        self,
+        report: TickReport,
+        registered: Sequence[str] | None,
+        now: float,
+        restarts: Mapping[str, RestartFacts] = NO_FACTS,
     ) -> tuple[Rows, list[Transition]]:
         """Apply ``report``; return the new rows and the transitions it caused, in role order.
 
@@ -198,7 +229,10 @@ class HealthBook:
                     )
         self._rows = rows
         return rows, [
-            (None if before is None else _record(role, before), _record(role, after))
+            (
+                None if before is None else _record(role, before, restarts.get(role, _NO_RESTARTS)),
+                _record(role, after, restarts.get(role, _NO_RESTARTS)),
+            )
             for role, before, after in transitions
         ]
 

@@ -64,6 +64,11 @@ def assess(reading: Reading) -> Liveness:
 
     problems = [
         f"role {role!r} is unhealthy: {record.last_error}"
+        + (
+            f"; the ticker gave up restarting it after {record.restarts} restarts"
+            if record.given_up
+            else ""
+        )
         for role, record in reading.records.items()
         if record.status is HealthStatus.UNHEALTHY
     ]

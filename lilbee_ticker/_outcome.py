@@ -18,7 +18,7 @@ import concurrent.futures
 import enum
 from asyncio import CancelledError as _AsyncioCancelledError
 
-__all__ = ["NotAlive", "PingOutcome", "describe", "is_cancellation", "safe_repr"]
+__all__ = ["NotAlive", "PingOutcome", "as_alive", "describe", "is_cancellation", "safe_repr"]
 
 _CANCELLATIONS = (_AsyncioCancelledError, concurrent.futures.CancelledError)
 
@@ -58,6 +58,21 @@ def safe_repr(value: object, limit: int = MAX_TEXT) -> str:
     except Exception as exc:
         return f"<{_type_name(exc)} while formatting {_type_name(value)}>"
     return _bounded(text, limit)
+
+
+def as_alive(value: object, role: str) -> bool:
+    """``accessor(role).is_alive`` as a bool, refusing a method, which is always truthy.
+
+    ``def is_alive(self)`` is the shape of ``multiprocessing.Process.is_alive``;
+    read as a value it would make a dead worker look alive.
+    """
+    if callable(value):
+        raise TypeError(
+            f"accessor({role!r}).is_alive must be a bool, but it is a method "
+            f"({safe_repr(value)}): make it a property (decorate it with @property), "
+            "as lilbee_ticker.RoleAccessor says"
+        )
+    return bool(value)
 
 
 def _type_name(value: object) -> str:

@@ -31,7 +31,11 @@ class Probe:
             ``None`` if none has.
         problems: Why the ticker is not healthy, one sentence each; empty
             when it is.
-        roles: ``(role, status, consecutive_failures)`` for each role.
+        roles: ``(role, status, consecutive_failures, restarts, given_up)``
+            for each role (see :class:`RoleHealth`).
+        supervised: The ticker restarts unhealthy roles (it has a
+            :class:`RestartPolicy`); only then does :attr:`body` give each
+            role's ``restarts`` and ``given_up``.
 
     Thread safety: immutable, so safe to share between threads.
 
@@ -45,7 +49,8 @@ class Probe:
     ticker: str
     last_tick_age_s: float | None
     problems: tuple[str, ...]
-    roles: tuple[tuple[str, str, int], ...]
+    roles: tuple[tuple[str, str, int, int, bool], ...]
+    supervised: bool = False
 
     @property
     def status_code(self) -> int:
@@ -69,7 +74,16 @@ class Probe:
             "last_tick_age_s": self.last_tick_age_s,
             "problems": list(self.problems),
             "roles": {
-                role: {"status": status, "consecutive_failures": failures}
-                for role, status, failures in self.roles
+                role: (
+                    {
+                        "status": status,
+                        "consecutive_failures": failures,
+                        "restarts": restarts,
+                        "given_up": given_up,
+                    }
+                    if self.supervised
+                    else {"status": status, "consecutive_failures": failures}
+                )
+                for role, status, failures, restarts, given_up in self.roles
             },
         }

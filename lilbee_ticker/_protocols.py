@@ -11,7 +11,7 @@ import concurrent.futures
 from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["Pool", "RoleAccessor", "Runtime"]
+__all__ = ["Pool", "RestartablePool", "RoleAccessor", "Runtime"]
 
 _T = TypeVar("_T")
 
@@ -32,6 +32,9 @@ class RoleAccessor(Protocol):
 
 class Pool(Protocol):
     """A pool of long-lived workers, one per role.
+
+    A pool may also have ``async restart_role(role)``, for a ticker that
+    restarts unhealthy roles: see :class:`RestartablePool`.
 
     Thread safety: none is needed. Every attribute and method here is used
     only on the runtime's event loop thread, never from the ticker's thread.
@@ -68,6 +71,30 @@ class Pool(Protocol):
         the signature once, at construction, and then passes its own bound,
         ``call_timeout_s`` less a tenth (at most 1 s), so that the pool ends a
         slow ping itself, cleanly, before the ticker would cancel it.
+        """
+        ...
+
+
+class RestartablePool(Pool, Protocol):
+    """A :class:`Pool` that can also replace a role's worker: what ``restart=`` needs.
+
+    Thread safety: as :class:`Pool`, used only on the runtime's loop thread.
+
+    .. versionadded:: 0.2.0
+    """
+
+    async def restart_role(self, role: str) -> None:
+        """Replace ``role``'s worker with a new one, ending the current process whatever its state.
+
+        The ticker calls it, with a :class:`RestartPolicy`, for a role that
+        is ``UNHEALTHY`` while alive: its worker answers no pings, perhaps
+        frozen (``SIGSTOP``ped: it ignores ``SIGTERM``, so end it with
+        ``SIGKILL``), deadlocked, or stuck in native code. Like a reap it is
+        cleanup: the ticker never cancels it, waits for it up to
+        ``call_timeout_s``, then reports a ``CallTimeoutError`` and lets it
+        run on, so it must end by the pool's own bounds. Drop the worker
+        through the pool's own crash path, so that the pool's own crash
+        budget counts the restart too. Raise if the restart failed.
         """
         ...
 

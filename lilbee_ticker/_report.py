@@ -56,6 +56,12 @@ class TickReport:
             pool's synchronous work inside them), taken from everything else
             the loop serves. Waiting for a ping does not count. ``None`` if the
             loop never started the tick.
+        restarted: The roles whose worker the ticker began to restart through
+            the pool's ``restart_role(role)``, instead of pinging them (see
+            :class:`RestartPolicy`).
+        restart_errors: Role to what its restart raised, or a
+            :class:`CallTimeoutError` if it outlived ``call_timeout_s`` (it is
+            never cancelled: it runs on under the pool's own bounds).
         interrupted: The ticker was stopped, or the runtime shut down, during
             the tick, so the steps not yet started were skipped and the pings
             in flight were cancelled (a reap in flight is left to finish).
@@ -65,7 +71,8 @@ class TickReport:
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0
-       Added :attr:`loop_error`, :attr:`loop_lag_s` and :attr:`loop_busy_s`.
+       Added :attr:`loop_error`, :attr:`loop_lag_s`, :attr:`loop_busy_s`,
+       :attr:`restarted` and :attr:`restart_errors`.
     """
 
     number: int
@@ -85,6 +92,10 @@ class TickReport:
     loop_lag_s: float | None = None
     loop_busy_s: float | None = None
     interrupted: bool = False
+    restarted: tuple[str, ...] = ()
+    restart_errors: Mapping[str, BaseException] = dataclasses.field(
+        default_factory=lambda: NO_FAILURES
+    )
 
     @property
     def skipped(self) -> bool:
@@ -102,6 +113,7 @@ class TickReport:
         """True when every step the tick took succeeded and nothing was cut short."""
         return (
             not self.failed
+            and not self.restart_errors
             and self.reap_error is None
             and self.snapshot_error is None
             and self.loop_error is None

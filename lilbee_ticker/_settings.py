@@ -13,6 +13,7 @@ import types
 from typing import Any, Generic, TypeVar, overload
 
 from lilbee_ticker._events import OnChange
+from lilbee_ticker._supervise import RestartPolicy
 from lilbee_ticker._validate import check_attributes, check_count, check_name, check_seconds
 
 __all__ = ["Setting", "Settings", "settle"]
@@ -58,6 +59,7 @@ class Settings:
     # The bound passed to ping_role(role, timeout=...), or None for a pool
     # whose ping_role takes no timeout keyword.
     ping_timeout: float | None
+    restart: RestartPolicy | None = None
 
     @property
     def first_delay_s(self) -> float:
@@ -127,6 +129,7 @@ def settle(
     on_change: object,
     initial_delay_s: object,
     stale_after_s: object,
+    restart: object = None,
 ) -> Settings:
     """Check every argument of ``HealthTicker``; return them as :class:`Settings`.
 
@@ -182,7 +185,10 @@ def settle(
                 "interval old, so a healthy ticker would turn stale; leave it None for "
                 "2 * interval_s + 2 * call_timeout_s + 1"
             )
+    if restart is not None:
+        _check_restart(pool, restart)
     return Settings(
+        restart=restart,  # type: ignore[arg-type]  # checked above
         interval_s=interval,
         call_timeout_s=call_timeout,
         call_timeout_given=call_timeout_s is not None,
@@ -194,6 +200,33 @@ def settle(
         stale_after_s=stale,
         ping_timeout=_pool_ping_timeout(pool, call_timeout),
     )
+
+
+def _check_restart(pool: object, restart: object) -> None:
+    """Refuse a restart policy that is not one, or a pool that cannot restart a role."""
+    if not isinstance(restart, RestartPolicy):
+        raise TypeError(
+            f"restart must be a lilbee_ticker.RestartPolicy or None, got {restart!r} of type "
+            f"{type(restart).__name__}: pass restart=RestartPolicy()"
+        )
+    try:
+        member: Any = inspect.getattr_static(pool, "restart_role")
+    except AttributeError:
+        member = None
+    if isinstance(member, (staticmethod, classmethod)):
+        member = member.__func__
+    if (
+        member is None
+        or not callable(member)
+        or (inspect.isfunction(member) and not inspect.iscoroutinefunction(member))
+    ):
+        raise TypeError(
+            f"restart=RestartPolicy(...) needs a pool with a restart_role(role) coroutine, but "
+            f"{type(pool).__qualname__}.restart_role is "
+            f"{'missing' if member is None else 'not an async def'}: add "
+            "`async def restart_role(self, role)` that replaces the role's worker, ending the "
+            "current process whatever state it is in, or leave restart=None to only observe"
+        )
 
 
 def _check_roles_member(pool: object) -> None:

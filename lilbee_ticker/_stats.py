@@ -53,10 +53,13 @@ class TickerStats:
         max_loop_busy_s: The longest a tick held the loop, or ``None``.
         last_tick_duration_s: Duration of the latest tick, or ``None``.
         max_tick_duration_s: Duration of the longest tick, or ``None``.
+        restarts: Restarts the ticker began (see :class:`RestartPolicy`).
+        restart_failures: Restarts that raised or outlived ``call_timeout_s``.
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0
-       Added :attr:`loop_stalls`, and the loop lag and loop busy figures.
+       Added :attr:`loop_stalls`, the loop lag and loop busy figures, and
+       :attr:`restarts` and :attr:`restart_failures`.
     """
 
     ticks: int = 0
@@ -78,6 +81,8 @@ class TickerStats:
     max_loop_busy_s: float | None = None
     last_tick_duration_s: float | None = None
     max_tick_duration_s: float | None = None
+    restarts: int = 0
+    restart_failures: int = 0
 
     def add(self, report: TickReport) -> TickerStats:
         """Return these counters with ``report`` counted in."""
@@ -106,6 +111,8 @@ class Tally(NamedTuple):
     max_loop_busy_s: float | None = None
     last_tick_duration_s: float | None = None
     max_tick_duration_s: float | None = None
+    restarts: int = 0
+    restart_failures: int = 0
 
 
 if Tally._fields != tuple(field.name for field in dataclasses.fields(TickerStats)):
@@ -157,6 +164,8 @@ def count(tally: Tally, report: TickReport) -> Tally:
         ),
         last_tick_duration_s=duration,
         max_tick_duration_s=max(duration, tally.max_tick_duration_s or 0.0),
+        restarts=tally.restarts + len(report.restarted),
+        restart_failures=tally.restart_failures + len(report.restart_errors),
     )
 
 

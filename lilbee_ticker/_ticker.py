@@ -1,10 +1,9 @@
 """`HealthTicker`: a daemon thread that reaps and pings a worker pool on a cadence.
 
-The thread's loop is ``threading.Timer``'s idea grown up: wait on the
-ticker's own clock (``_wake``), take a turn (``_turns``), run one tick
-(``_tickrun``, which crosses to the loop once, where ``_calls.run_tick``
-does the work), decide what it meant (``_verdict``), publish it
-(``_board``) and tell (``_events``). See docs/architecture.md.
+Its loop is ``threading.Timer``'s idea grown up: wait on its own clock
+(``_wake``), take a turn (``_turns``), run a tick (``_tickrun``; on the loop,
+``_calls``), decide (``_verdict``), publish (``_board``), tell (``_events``),
+supervise (``_supervise``). See docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from lilbee_ticker._protocols import Pool, Runtime
 from lilbee_ticker._report import TickReport
 from lilbee_ticker._settings import Setting, settle
 from lilbee_ticker._stats import TickerStats
+from lilbee_ticker._supervise import NO_SUPERVISION, RestartPolicy, Supervisor, Unsupervised
 from lilbee_ticker._tickrun import TickRun
 from lilbee_ticker._turns import TickTurns
 from lilbee_ticker._validate import check_count, check_seconds
@@ -61,17 +61,18 @@ class HealthTicker:
         initial_delay_s: Seconds from :meth:`start` to the first tick (None: one interval).
         stale_after_s: How old the last survey may get before a running ticker
             is not :attr:`healthy` (None: ``2 * interval_s + 2 * call_timeout_s + 1``).
+        restart: A :class:`RestartPolicy` to restart ``UNHEALTHY`` roles through
+            the pool's ``restart_role(role)``; None (the default) only observes.
 
     Raises:
-        TypeError: An argument has the wrong type or lacks part of its protocol.
-        ValueError: A number is out of its range, or ``name`` is empty.
+        TypeError, ValueError: An argument has the wrong type or is out of its range.
 
     Thread safety: every public member may be used from any thread; ticks never overlap.
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0
-       :meth:`stop` no longer sets an application's ``stop_event``, and
-       ``call_timeout_s`` follows ``interval_s`` by default.
+       :meth:`stop` no longer sets an application's ``stop_event``,
+       ``call_timeout_s`` follows ``interval_s`` by default, and ``restart``.
     """
 
     name: Setting[str] = Setting("The ticker's name, also its thread's name.")
@@ -96,10 +97,11 @@ class HealthTicker:
         on_change: OnChange | None = None,
         initial_delay_s: float | None = None,
         stale_after_s: float | None = None,
+        restart: RestartPolicy | None = None,
     ) -> None:
         self._settings = s = settle(
-            pool, runtime, stop_event, interval_s, call_timeout_s, name,
-            failure_threshold, success_threshold, on_change, initial_delay_s, stale_after_s,
+            pool, runtime, stop_event, interval_s, call_timeout_s, name, failure_threshold,
+            success_threshold, on_change, initial_delay_s, stale_after_s, restart,
         )  # fmt: skip
         self._pool, self._runtime = pool, runtime
         self._life = life = Lifecycle(s.name, stop_event)  # the thread, its clock and its stop
@@ -107,14 +109,14 @@ class HealthTicker:
         self._turns = TickTurns(s.slot_bound_s, life.stopping)
         self._board = Board(s, life)  # what the ticks publish, and every answer from it
         self._events = Events(s.name, s.on_change, self._keep_error)
-        # Written by the slot holder only.
-        self._tick_count, self._runtime_lost = 0, False
+        self._supervisor: Supervisor | Unsupervised = (
+            NO_SUPERVISION if restart is None else Supervisor(restart, self._events.emit)
+        )
+        self._tick_count, self._runtime_lost = 0, False  # written by the slot holder only
         self._exception: BaseException | None = None
         register(self)
         for event, fields in s.warnings():
             self._events.emit("warning", event, **fields)
-
-    # -- read-outs: snapshots, never waiting, never touching the pool -----------
 
     @property
     def stop_event(self) -> threading.Event:
@@ -198,11 +200,10 @@ class HealthTicker:
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop the ticker: cancel its pings, and wait up to ``timeout`` for it to end.
 
-        Each ping in flight is cancelled once and let finish its cleanup; a
-        reap in flight is never cancelled: it ends under the pool's own bounds.
-        An application's ``stop_event`` is not set. Safe before :meth:`start`,
-        more than once, from any thread, and from a signal handler while the
-        main thread is in a ticker call.
+        Each ping in flight is cancelled once and let finish its cleanup; a reap
+        or restart in flight is never cancelled. An application's ``stop_event``
+        is not set. Safe before :meth:`start`, twice, from any thread, and from
+        a signal handler while the main thread is in a ticker call.
 
         Returns:
             True if the thread has ended (or never started) and no call the
@@ -252,13 +253,11 @@ class HealthTicker:
             self._turns.release()
 
     def tick_soon(self) -> None:
-        """Ask the background thread for a tick as soon as it can, and return at once.
+        """Ask the background thread for a tick now, and return at once; a no-op if not running.
 
-        Calls while one is pending make one tick, and the cadence starts
-        again from it: the next tick comes one interval later. It does nothing
-        on a ticker that is not running. It never blocks: safe from any
-        thread, the runtime's loop (a pool that sees a worker die), and a
-        signal handler.
+        Calls while one is pending make one tick, and the cadence restarts from
+        it. It never blocks: safe from any thread, the runtime's loop (a pool
+        that sees a worker die) and a signal handler.
 
         .. versionadded:: 0.2.0
         """
@@ -354,8 +353,12 @@ class HealthTicker:
     def _tick(self) -> TickReport:
         """Run one tick and publish it; the caller holds the tick slot."""
         self._tick_count += 1
+        sup = self._supervisor
+        restart = sup.before(self._board.records())
         try:
-            run = TickRun(self._settings, self._pool, self._runtime, self._book, self._life)
+            run = TickRun(
+                self._settings, self._pool, self._runtime, self._book, self._life, restart
+            )
         except RuntimeUnavailableError as exc:
             self._runtime_gone(exc.__cause__)
             raise
@@ -365,17 +368,17 @@ class HealthTicker:
         report = decide(record)
         # Health and counters first, for the hooks; the report last, so that
         # whoever waits for this tick finds its hooks run.
-        transitions = self._board.count(
-            report, record.registered if report.snapshot_error is None else None
-        )
+        restarts = sup.after(report, self._board.records(), self._book.restart_ends)
+        registered = record.registered if report.snapshot_error is None else None
+        transitions = self._board.count(report, registered, restarts)
         self._events.tick(report, self._book.late)
         fatal = self._events.transitions(transitions)
         self._board.announce(report)
+        if sup.observe_records(self._board.records()) and self.is_running:
+            self._life.wake.ask()  # a restart is due now: the first of a streak comes at once
         if fatal is not None:
             raise fatal
         return report
-
-    # -- helpers ------------------------------------------------------------------------
 
     def _runtime_gone(self, exc: BaseException | None) -> None:
         self._runtime_lost = True

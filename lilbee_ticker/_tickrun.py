@@ -76,6 +76,7 @@ class TickRun:
             future is done. An application's event that no relay watches (a
             manual tick of a ticker not running) is looked at every
             ``_STOP_CHECK_S`` while the tick waits.
+        restart: The roles to restart this tick (instead of pinging them).
 
     Raises:
         RuntimeUnavailableError: ``runtime.submit()`` refused the tick.
@@ -90,11 +91,14 @@ class TickRun:
         runtime: Runtime,
         book: CallBook,
         life: Lifecycle,
+        restart: tuple[str, ...] = (),
     ) -> None:
         self._settings = settings
         self._wake = wake = life.wake
         self._unwatched = None if life.running() else life.app_event
-        self.job = TickJob(pool, book, Gate(wake), settings.call_timeout_s, settings.ping_timeout)
+        self.job = TickJob(
+            pool, book, Gate(wake), settings.call_timeout_s, settings.ping_timeout, restart
+        )
         state = self.job.state
         state.submitted_at = _clock.monotonic()
         self._future = submit(

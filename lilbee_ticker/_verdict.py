@@ -73,6 +73,10 @@ class TickRecord:
             much: the calls still running then are the loop's fault.
         loop_busy_s: Seconds the tick's own steps held the loop, or None if
             the loop never started the tick.
+        restarted: The roles whose restart began.
+        restart_errors: What ended a restart (as it stood when the ticker
+            stopped waiting), or its ``CallTimeoutError``.
+        restart_gone: Roles to restart that were not alive: not restarted.
         blocked_inside: For ``LOOP_STALLED``, the ticker's own call whose
             step the loop was running and had not finished, and for how
             many seconds, or None if the loop was not inside one of ours.
@@ -99,6 +103,9 @@ class TickRecord:
     loop_late: tuple[str, float] | None = None
     loop_busy_s: float | None = None
     blocked_inside: tuple[str, float] | None = None
+    restarted: tuple[str, ...] = ()
+    restart_errors: Mapping[str, BaseException] = dataclasses.field(default_factory=dict)
+    restart_gone: tuple[str, ...] = ()
 
 
 def decide(record: TickRecord) -> TickReport:
@@ -168,7 +175,7 @@ def decide(record: TickRecord) -> TickReport:
         live=live,
         reaped=record.reaped,
         pinged=tuple(pinged),
-        gone=tuple(gone),
+        gone=tuple(gone) + record.restart_gone,
         failed=types.MappingProxyType(failed) if failed else NO_FAILURES,
         latencies=types.MappingProxyType(latencies) if latencies else NO_LATENCIES,
         reap_error=reap_error,
@@ -177,6 +184,12 @@ def decide(record: TickRecord) -> TickReport:
         loop_lag_s=record.loop_lag_s,
         loop_busy_s=record.loop_busy_s,
         interrupted=interrupted,
+        restarted=record.restarted,
+        restart_errors=(
+            types.MappingProxyType(dict(record.restart_errors))
+            if record.restart_errors
+            else NO_FAILURES
+        ),
     )
 
 

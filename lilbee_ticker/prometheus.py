@@ -57,6 +57,8 @@ _COUNTERS = (
     ("timeouts", "timeouts", "Calls reported as a CallTimeoutError."),
     ("snapshot_failures", "snapshot_failures", "Ticks that could not read the pool's roles."),
     ("loop_stalls", "loop_stalls", "Ticks whose event loop missed a deadline."),
+    ("restarts", "restarts", "Restarts the ticker began, all roles."),
+    ("restart_failures", "restart_failures", "Restarts that raised or timed out."),
 )
 
 
@@ -68,6 +70,9 @@ class TickerCollector(Collector):
     * ``lilbee_ticker_role_status{role, status}``: 1 for the role's current
       :class:`HealthStatus`, 0 for the others;
     * ``lilbee_ticker_role_consecutive_failures{role}``;
+    * ``lilbee_ticker_role_restarts_total{role}``, the restarts the ticker
+      began, and ``lilbee_ticker_role_given_up{role}`` (1 once it gave up
+      restarting the role; see :class:`~lilbee_ticker.RestartPolicy`);
     * ``lilbee_ticker_role_last_ping_latency_seconds{role}`` (roles pinged
       at least once);
     * the counters of :meth:`HealthTicker.stats` as ``..._total``;
@@ -153,6 +158,16 @@ class TickerCollector(Collector):
             "Failed pings in a row.",
             labels=["ticker", "role"],
         )
+        restarts = CounterMetricFamily(
+            f"{_PREFIX}_role_restarts",
+            "Restarts the ticker began for the role.",
+            labels=["ticker", "role"],
+        )
+        given_up = GaugeMetricFamily(
+            f"{_PREFIX}_role_given_up",
+            "1 if the ticker gave up restarting the role, else 0.",
+            labels=["ticker", "role"],
+        )
         latency = GaugeMetricFamily(
             f"{_PREFIX}_role_last_ping_latency_seconds",
             "Round trip of the role's last successful ping.",
@@ -204,6 +219,8 @@ class TickerCollector(Collector):
                 for value in HealthStatus:
                     status.add_metric([name, role, value.value], float(record.status is value))
                 failures.add_metric([name, role], float(record.consecutive_failures))
+                restarts.add_metric([name, role], float(record.restarts))
+                given_up.add_metric([name, role], float(record.given_up))
                 if record.last_latency_s is not None:
                     latency.add_metric([name, role], record.last_latency_s)
             for counter, attribute, _ in _COUNTERS:
@@ -223,6 +240,8 @@ class TickerCollector(Collector):
                 lag_max.add_metric([name], stats.max_loop_lag_s)
         yield status
         yield failures
+        yield restarts
+        yield given_up
         yield latency
         yield from counters.values()
         yield duration
