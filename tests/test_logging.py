@@ -306,7 +306,7 @@ def test_an_app_that_configures_stdlib_logging_gets_records_with_their_fields() 
 def test_records_carry_fields_as_attributes(
     make_pool: MakePool, make_ticker: MakeTicker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Unconfigured structlog: a record's message is the event and its fields, kept as attributes."""
+    """Unconfigured structlog: a record's message is the event and fields, kept as attributes."""
     import logging
 
     import structlog

@@ -303,7 +303,7 @@ def test_restarts_back_off_by_doubling(
     ).start()
     assert pool.wait_for_calls("restart_role", 4, role="chat", timeout=WAIT_S)
     assert ticker.stop(timeout=WAIT_S)
-    gaps = [later[0] - earlier[1] for earlier, later in zip(pool.spans, pool.spans[1:])]
+    gaps = [later[0] - earlier[1] for earlier, later in zip(pool.spans, pool.spans[1:], strict=False)]
     assert len(gaps) >= 3
     assert gaps[0] >= 0.1 and gaps[1] >= 0.2 and gaps[2] >= 0.2  # capped at max_backoff_s
 
@@ -332,7 +332,7 @@ def test_the_budget_gives_up_loudly_once(
 def test_a_role_healthy_for_reset_after_s_starts_over(
     lilbee_runtime: LoopRuntime, make_ticker: MakeTicker
 ) -> None:
-    """A given-up role that stays healthy for reset_after_s is supervised again, with a fresh budget."""
+    """A given-up role healthy for reset_after_s is supervised again, with a fresh budget."""
     pool = _TimedPool(ROLES, loop_thread=lilbee_runtime.thread)
     pool.set_ping("chat", Fail())
     ticker = _supervised(
@@ -351,7 +351,7 @@ def test_a_role_healthy_for_reset_after_s_starts_over(
     assert sum(len(report.restarted) for report in reports) == 1  # a fresh budget of one
 
 
-# -- tick_soon ------------------------------------------------------------------------------------------
+# -- tick_soon ---------------------------------------------------------------------------------
 
 
 def test_tick_soon_from_the_loop_thread_wakes_the_thread(

@@ -147,7 +147,7 @@ def test_fork_while_running(
 def test_child_wait_for_tick_on_the_inherited_ticker_does_not_hang(
     make_pool: MakePool, make_ticker: MakeTicker
 ) -> None:
-    """In a child forked while the ticker's thread held its slot, wait_for_tick() returns at once."""
+    """Forked while the ticker's thread held its slot, a child's wait_for_tick() returns at once."""
     pool = make_pool(("chat",))
     pool.set_ping("chat", Hang())  # the thread holds the tick slot while it waits on the ping
     ticker = make_ticker(pool, interval_s=0.005, call_timeout_s=10, name="held-ticker").start()

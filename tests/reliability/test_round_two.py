@@ -116,7 +116,7 @@ def _check_texts_are_bounded(ticker: HealthTicker) -> None:
 def test_a_ping_error_that_cannot_be_printed_fails_its_role_alone(
     make_pool: MakePool, make_ticker: MakeTicker, log_tally: LogTally, kind: str
 ) -> None:
-    """A ping raising an unprintable or huge exception fails only its role; the tick is published."""
+    """An unprintable or huge ping error fails only its role; the tick is published."""
     pool = make_pool(ROLES)
     pool.set_ping("chat", Fail(_ODD_ERRORS[kind]()))
     ticker = make_ticker(pool, failure_threshold=2)
@@ -162,7 +162,7 @@ def test_a_pool_error_that_cannot_be_printed_is_reported_where_it_happened(
 def test_a_background_thread_keeps_ticking_through_unprintable_errors(
     make_pool: MakePool, make_ticker: MakeTicker, wait_for_ticks: WaitForTicks
 ) -> None:
-    """The thread publishes every tick, and stays healthy in itself, with an unprintable ping error."""
+    """With an unprintable ping error the thread publishes every tick and stays well."""
     pool = make_pool(ROLES)
     pool.set_ping("chat", Fail(_BothRaise()))
     ticker = make_ticker(pool, interval_s=0.01, call_timeout_s=10, failure_threshold=2).start()
@@ -315,7 +315,7 @@ def _wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
 def test_made_and_dropped_tickers_leave_no_thread_behind(
     make_pool: MakePool, lilbee_runtime: LoopRuntime
 ) -> None:
-    """100 tickers with events of their own, started or only ticked, leave the thread count as it was."""
+    """100 tickers with events of their own, started or ticked, leave the thread count as it was."""
     pool = make_pool(ROLES)
     baseline = _helper_threads()
     for i in range(100):
@@ -372,7 +372,7 @@ class _FlippingPool(FakePool):
 def test_one_scrape_never_contradicts_itself(
     lilbee_runtime: LoopRuntime, make_ticker: MakeTicker
 ) -> None:
-    """While ticks flip a role unhealthy and back, no scrape says healthy next to an unhealthy role."""
+    """While ticks flip a role, no scrape says healthy next to an unhealthy role."""
     prometheus_client = pytest.importorskip("prometheus_client")
     from lilbee_ticker.prometheus import TickerCollector
 
@@ -525,7 +525,7 @@ def test_fake_pool_refuses_a_bare_string_for_its_roles() -> None:
 
 
 def test_make_tickers_teardown_names_the_reap_still_running(pytester: pytest.Pytester) -> None:
-    """With a 2 s reap in flight and a 0.5 s stop timeout, teardown names reap_idle(), not the thread."""
+    """A 2 s reap and a 0.5 s stop timeout: teardown names reap_idle(), not the thread."""
     pytester.makeini("[pytest]\nlilbee_ticker_stop_timeout = 0.5\nfilterwarnings = error\n")
     pytester.makepyfile(
         """
@@ -564,7 +564,7 @@ class _BlockingPingPool(FakePool):
 def test_a_loop_blocked_inside_a_ping_names_that_ping(
     lilbee_runtime: LoopRuntime, make_ticker: MakeTicker
 ) -> None:
-    """The loop error names ping_role('chat') when the loop is blocked inside it; no role is blamed."""
+    """The loop error names ping_role('chat') when blocked inside it; no role is blamed."""
     pool = _BlockingPingPool(("chat",), loop_thread=lilbee_runtime.thread, block_s=2.5)
     ticker = make_ticker(pool, call_timeout_s=0.2)
     report = ticker.tick()
@@ -616,7 +616,7 @@ def test_stop_leaves_an_applications_event_unset(
 def test_setting_an_applications_event_still_stops_the_ticker_at_once(
     make_pool: MakePool, make_ticker: MakeTicker
 ) -> None:
-    """An app event set during a hung ping ends the tick and the thread well before the ping's bound."""
+    """An app event set during a hung ping ends the tick and thread well before its bound."""
     pool = make_pool(ROLES)
     pool.set_ping("chat", IgnoreCancel(0.0))
     app_shutdown = threading.Event()
@@ -642,7 +642,7 @@ class _CountingStepEvent(StepEvent):
 def test_a_stepped_ticker_waits_without_polling_its_event(
     make_pool: MakePool, make_ticker: MakeTicker
 ) -> None:
-    """A tick stepped with a StepEvent, waiting 0.5 s on a ping, looks at the event a few times, not 20."""
+    """A stepped tick waiting 0.5 s on a ping looks at its StepEvent a few times, not 20."""
     pool = make_pool(ROLES)
     pool.script_ping("chat", IgnoreCancel(0.0))
     event = _CountingStepEvent()
