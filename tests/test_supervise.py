@@ -303,7 +303,9 @@ def test_restarts_back_off_by_doubling(
     ).start()
     assert pool.wait_for_calls("restart_role", 4, role="chat", timeout=WAIT_S)
     assert ticker.stop(timeout=WAIT_S)
-    gaps = [later[0] - earlier[1] for earlier, later in zip(pool.spans, pool.spans[1:], strict=False)]
+    gaps = [
+        later[0] - earlier[1] for earlier, later in zip(pool.spans, pool.spans[1:], strict=False)
+    ]
     assert len(gaps) >= 3
     assert gaps[0] >= 0.1 and gaps[1] >= 0.2 and gaps[2] >= 0.2  # capped at max_backoff_s
 
