@@ -7,239 +7,29 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import dataclasses
+import functools
 import threading
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from lilbee_ticker import _clock
-from lilbee_ticker._exceptions import TickerError
+from lilbee_ticker._behaviours import (
+    Delay,
+    Fail,
+    Hang,
+    PingBehaviour,
+    PoolCall,
+    ReapBehaviour,
+    SlowClose,
+    Succeed,
+    WorkerCrashedError,
+    WrongThreadError,
+    play,
+)
 from lilbee_ticker._validate import check_seconds
 
-__all__ = [
-    "Crash",
-    "Delay",
-    "Fail",
-    "FakePool",
-    "Hang",
-    "IgnoreCancel",
-    "ManualClock",
-    "PingBehaviour",
-    "PoolCall",
-    "ReapBehaviour",
-    "SlowClose",
-    "Succeed",
-    "WorkerCrashedError",
-    "WrongThreadError",
-]
-
-
-class WrongThreadError(TickerError, AssertionError):
-    """Pool state was touched from a thread other than the pool's event loop thread.
-
-    Attributes:
-        operation: What was touched, e.g. ``"registered_roles"``.
-        thread: The name of the offending thread.
-        owner: The name of the pool's loop thread, or ``None`` if the call
-            came from a thread with no running event loop before any loop
-            thread had touched the pool.
-
-    .. versionadded:: 0.1.0
-    """
-
-    def __init__(self, operation: str, thread: str, owner: str | None) -> None:
-        self.operation = operation
-        self.thread = thread
-        self.owner = owner
-        where = f"its loop thread {owner!r}" if owner else "a thread running its event loop"
-        super().__init__(
-            f"FakePool.{operation} was used from thread {thread!r}, but pool state may only be "
-            f"touched from {where}: submit a coroutine to the runtime instead"
-        )
-
-
-class WorkerCrashedError(TickerError, ConnectionError):
-    """A :class:`FakePool` worker crashed during a ping (see :class:`Crash`).
-
-    .. versionadded:: 0.1.0
-    """
-
-    def __init__(self, role: str) -> None:
-        self.role = role
-        super().__init__(f"worker for role {role!r} crashed")
-
-
-# -- ping behaviours ----------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Succeed:
-    """A ping that answers at once.
-
-    Also usable as a reap behaviour (see :meth:`FakePool.set_reap`).
-
-    Thread safety: immutable.
-
-    .. versionadded:: 0.1.0
-    """
-
-
-@dataclasses.dataclass(frozen=True)
-class Fail:
-    """A ping that raises ``error``.
-
-    Also usable as a reap behaviour (see :meth:`FakePool.set_reap`).
-
-    Thread safety: immutable.
-
-    .. versionadded:: 0.1.0
-    """
-
-    error: BaseException = dataclasses.field(
-        default_factory=lambda: ConnectionError("scripted ping failure")
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class Hang:
-    """A ping that never answers: it waits until it is cancelled.
-
-    Also usable as a reap behaviour (see :meth:`FakePool.set_reap`).
-
-    Thread safety: immutable.
-
-    .. versionadded:: 0.1.0
-    """
-
-
-@dataclasses.dataclass(frozen=True)
-class Delay:
-    """A ping that answers after ``seconds`` of real time on the loop.
-
-    Also usable as a reap behaviour (see :meth:`FakePool.set_reap`).
-
-    Thread safety: immutable.
-
-    .. versionadded:: 0.1.0
-    """
-
-    seconds: float
-
-    def __post_init__(self) -> None:
-        check_seconds("seconds", self.seconds, allow_zero=True)
-
-
-@dataclasses.dataclass(frozen=True)
-class Crash:
-    """A ping during which the worker dies: the role is no longer alive and the ping raises.
-
-    Thread safety: immutable.
-
-    .. versionadded:: 0.1.0
-    """
-
-
-@dataclasses.dataclass(frozen=True)
-class IgnoreCancel:
-    """A ping that hangs, and when cancelled swallows the cancellation and runs on.
-
-    It models a pool that lets go slowly: asked to stop, it keeps going for
-    ``seconds`` more, then returns quietly (or raises ``error``, if given),
-    as if nothing had happened. A ticker must not take that late return for
-    a success, nor ping the role again while it runs.
-
-    Thread safety: immutable.
-
-    .. versionadded:: 0.2.0
-    """
-
-    seconds: float = 1.0
-    error: BaseException | None = None
-
-    def __post_init__(self) -> None:
-        check_seconds("seconds", self.seconds, allow_zero=True)
-
-
-@dataclasses.dataclass(frozen=True)
-class SlowClose:
-    """A reap that takes idle workers out of the pool at once, then closes them over ``seconds``.
-
-    This is how a real pool reaps (lilbee's takes a worker's channel out,
-    then waits for its ack, joins it, terminates it): closing a worker is
-    cleanup that must not be cut short. If the reap is cancelled part-way,
-    the workers it was closing are left running, unknown to the pool, and
-    are recorded in :attr:`FakePool.leaked`, so a test that checks
-    ``pool.leaked == ()`` fails if a ticker cancels a reap.
-
-    Thread safety: immutable.
-
-    .. versionadded:: 0.2.0
-    """
-
-    seconds: float
-
-    def __post_init__(self) -> None:
-        check_seconds("seconds", self.seconds, allow_zero=True)
-
-
-PingBehaviour = Succeed | Fail | Hang | Delay | Crash | IgnoreCancel
-"""What one ping does: Succeed, Fail, Hang, Delay, Crash or IgnoreCancel."""
-
-ReapBehaviour = Succeed | Fail | Hang | Delay | SlowClose
-"""What one ``reap_idle()`` does: :class:`Succeed` (reap at once), :class:`Fail` (raise,
-reaping nothing), :class:`Hang` or :class:`Delay` (then reap), or :class:`SlowClose`
-(reap at once, then take a while to close the workers)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class PoolCall:
-    """One call of the pool protocol that a :class:`FakePool` saw.
-
-    Attributes:
-        method: ``"registered_roles"``, ``"is_alive"``, ``"reap_idle"``,
-            ``"ping_role"``, ``"restart_role"`` or ``"call"``.
-        role: The role concerned, or ``None``.
-        thread: The name of the thread the call ran on.
-        thread_id: That thread's :func:`threading.get_ident`.
-
-    Thread safety: immutable.
-
-    .. versionadded:: 0.1.0
-    """
-
-    method: str
-    role: str | None
-    thread: str
-    thread_id: int
-
-
-class ManualClock:
-    """A clock that stands still until the test advances it.
-
-    Pass it as ``FakePool(clock=...)`` to control idle time without
-    freezegun. Calling it returns the current reading in seconds.
-
-    Thread safety: safe to read and advance from any thread.
-
-    .. versionadded:: 0.1.0
-    """
-
-    def __init__(self, start: float = 0.0) -> None:
-        self._lock = threading.Lock()  # guards _now
-        self._now = float(start)
-
-    def __call__(self) -> float:
-        """Return the current reading in seconds."""
-        with self._lock:
-            return self._now
-
-    def advance(self, seconds: float) -> float:
-        """Move the clock forward by ``seconds`` (>= 0) and return the new reading."""
-        seconds = check_seconds("seconds", seconds, allow_zero=True)
-        with self._lock:
-            self._now += seconds
-            return self._now
+__all__ = ["FakePool"]
 
 
 @dataclasses.dataclass
@@ -283,26 +73,22 @@ class FakePool:
       call from any thread but the pool's loop thread raises
       :class:`WrongThreadError` and is recorded in :attr:`violations`.
 
-    Thread safety: the control methods (:meth:`set_alive`,
-    :meth:`script_ping`, :meth:`use` and the rest) and the read-outs
-    (:attr:`calls`, :meth:`count`, ...) may be called from any thread; the
-    protocol surface (``registered_roles``, ``accessor(role).is_alive``,
-    ``reap_idle``, ``ping_role``, ``call``) only from the loop thread, which
-    is the point of the fake.
+    Thread safety: the control methods and read-outs may be called from any
+    thread; the protocol surface (``registered_roles``, ``accessor(role)``,
+    ``reap_idle``, ``ping_role``, ``restart_role``, ``call``) only from the
+    loop thread, which is the point of the fake.
 
     Args:
         roles: The registered roles.
         alive: Which roles start alive: ``True`` for all, ``False`` for none,
             or an iterable of role names.
-        max_idle_s: How long a role may go unused before ``reap_idle()``
-            reaps it.
+        max_idle_s: How long a role may go unused before ``reap_idle()`` reaps it.
         clock: Returns the time in seconds for idle accounting. The default
             reads ``datetime.now()``, which freezegun freezes in every thread,
             so ``freezer.tick(...)`` moves it; or pass a :class:`ManualClock`.
         loop_thread: The thread allowed to touch pool state. By default, the
             first thread running an event loop that touches the pool.
-        keep_calls: How many of the most recent calls :attr:`calls` keeps;
-            :meth:`count` counts them all.
+        keep_calls: How many recent calls :attr:`calls` keeps (:meth:`count` counts all).
         pings_count_as_use: If True, a successful ping stamps the role's last
             use, as lilbee's pool does: then a ticker that pings more often
             than ``max_idle_s`` keeps every worker alive.
@@ -310,8 +96,7 @@ class FakePool:
             ``ping_role(role, *, timeout=None)``, and bounds itself as a
             real pool does: a ping still running after ``timeout`` (or after
             ``ping_timeout_s`` when none is passed) raises the pool's own
-            :class:`TimeoutError`. The timeouts passed are in
-            :attr:`ping_timeouts`.
+            :class:`TimeoutError`.
         restartable: If True, the pool has ``restart_role(role)``, for a
             ticker with a :class:`~lilbee_ticker.RestartPolicy`: it plays the
             next restart behaviour (:meth:`set_restart`), then replaces the
@@ -367,12 +152,7 @@ class FakePool:
         self._reap_script: collections.deque[ReapBehaviour] = collections.deque()
         self._pings_in_flight = 0
         self._max_pings_in_flight = 0
-        self._role_pings_in_flight: collections.Counter[str] = collections.Counter()
-        self._max_role_pings_in_flight = 0
-        self._reaps_in_flight = 0
-        self._max_reaps_in_flight = 0
         self._leaked: list[str] = []
-        self._ping_timeouts: list[float | None] = []
         self.pings_count_as_use = bool(pings_count_as_use)
         self._own_ping_timeout = (
             None if ping_timeout_s is None else check_seconds("ping_timeout_s", ping_timeout_s)
@@ -411,23 +191,17 @@ class FakePool:
         call = self._enter("reap_idle", None)
         with self._lock:
             behaviour = self._reap_script.popleft() if self._reap_script else self._reap_default
-            self._reaps_in_flight += 1
-            self._max_reaps_in_flight = max(self._max_reaps_in_flight, self._reaps_in_flight)
-        try:
-            if isinstance(behaviour, SlowClose):
-                reaped = self._take_idle()
-                try:
-                    await self._cancellable(call, asyncio.sleep(behaviour.seconds))
-                except asyncio.CancelledError:
-                    with self._lock:
-                        self._leaked.extend(reaped)  # cut short: left running, unknown
-                    raise
-                return reaped
-            await self._cancellable(call, self._play(None, behaviour))
-            return self._take_idle()
-        finally:
-            with self._lock:
-                self._reaps_in_flight -= 1
+        if isinstance(behaviour, SlowClose):
+            reaped = self._take_idle()
+            try:
+                await self._cancellable(call, asyncio.sleep(behaviour.seconds))
+            except asyncio.CancelledError:
+                with self._lock:
+                    self._leaked.extend(reaped)  # cut short: left running, unknown
+                raise
+            return reaped
+        await self._cancellable(call, play(behaviour, _no_crash))
+        return self._take_idle()
 
     async def ping_role(self, role: str) -> None:
         """Spawn ``role`` if it is not alive, then play its next scripted behaviour."""
@@ -436,8 +210,6 @@ class FakePool:
     async def _ping_role_bounded(self, role: str, *, timeout: float | None = None) -> None:
         """``ping_role`` of a pool that bounds its own pings (see ``ping_timeout_s``)."""
         bound = self._own_ping_timeout if timeout is None else timeout
-        with self._lock:
-            self._ping_timeouts.append(timeout)
         await self._ping(role, bound)
 
     async def _ping(self, role: str, bound: float | None) -> None:
@@ -448,12 +220,8 @@ class FakePool:
             behaviour = state.script.popleft() if state.script else state.default
             self._pings_in_flight += 1
             self._max_pings_in_flight = max(self._max_pings_in_flight, self._pings_in_flight)
-            self._role_pings_in_flight[role] += 1
-            self._max_role_pings_in_flight = max(
-                self._max_role_pings_in_flight, self._role_pings_in_flight[role]
-            )
         try:
-            work = self._play(role, behaviour)
+            work = play(behaviour, functools.partial(self._crash, role))
             if bound is not None:
                 try:
                     await self._cancellable(call, asyncio.wait_for(work, bound))
@@ -469,7 +237,6 @@ class FakePool:
         finally:
             with self._lock:
                 self._pings_in_flight -= 1
-                self._role_pings_in_flight[role] -= 1
 
     def _take_idle(self) -> tuple[str, ...]:
         """Mark every idle role not alive and return them: the pool lets go of them."""
@@ -485,16 +252,12 @@ class FakePool:
         return reaped
 
     async def _restart_role(self, role: str) -> None:
-        """Play the restart behaviour, then replace ``role``'s worker with a new, answering one.
-
-        Cancelled part-way (a ticker must never do that), the old worker is
-        left as it was and the call is recorded in :attr:`cancelled`.
-        """
+        """Play the restart behaviour, then give ``role`` a new, answering worker (or raise)."""
         call = self._enter("restart_role", role)
         with self._lock:
             self._role(role)
             behaviour = self._restart_default
-        await self._cancellable(call, self._play(None, behaviour))
+        await self._cancellable(call, play(behaviour, _no_crash))
         with self._lock:
             state = self._role(role)
             state.alive = True
@@ -562,33 +325,6 @@ class FakePool:
             return self._max_pings_in_flight
 
     @property
-    def max_concurrent_pings_per_role(self) -> int:
-        """The most pings of one role that were ever running at the same time.
-
-        .. versionadded:: 0.2.0
-        """
-        with self._lock:
-            return self._max_role_pings_in_flight
-
-    @property
-    def max_concurrent_reaps(self) -> int:
-        """The most ``reap_idle()`` calls that were ever running at the same time.
-
-        .. versionadded:: 0.2.0
-        """
-        with self._lock:
-            return self._max_reaps_in_flight
-
-    @property
-    def reaps_in_flight(self) -> int:
-        """How many ``reap_idle()`` calls are running now.
-
-        .. versionadded:: 0.2.0
-        """
-        with self._lock:
-            return self._reaps_in_flight
-
-    @property
     def leaked(self) -> tuple[str, ...]:
         """Roles whose worker a cancelled :class:`SlowClose` reap left running, unknown to the pool.
 
@@ -597,24 +333,13 @@ class FakePool:
         with self._lock:
             return tuple(self._leaked)
 
-    @property
-    def ping_timeouts(self) -> tuple[float | None, ...]:
-        """The ``timeout`` each bounded ping was passed (see ``ping_timeout_s``).
-
-        .. versionadded:: 0.2.0
-        """
-        with self._lock:
-            return tuple(self._ping_timeouts)
-
     def is_alive(self, role: str) -> bool:
         """Whether ``role`` is alive, read from the test's side under the pool's lock."""
         with self._lock:
             return self._role(role).alive
 
     def set_restart(self, behaviour: Succeed | Fail | Hang | Delay) -> None:
-        """Make every later ``restart_role()`` play ``behaviour`` before it replaces the worker.
-
-        :class:`Fail` raises and replaces nothing; :class:`Hang` never ends.
+        """Make every later ``restart_role()`` play ``behaviour`` first (``Fail``: no new worker).
 
         .. versionadded:: 0.2.0
         """
@@ -716,6 +441,11 @@ class FakePool:
             self._violations.append(error)
         raise error
 
+    def _crash(self, role: str) -> None:
+        with self._lock:
+            self._role(role).alive = False
+        raise WorkerCrashedError(role)
+
     async def _cancellable(self, call: PoolCall, work: Coroutine[Any, Any, None]) -> None:
         """Await ``work``, recording ``call`` in :attr:`cancelled` if it is cancelled."""
         try:
@@ -726,27 +456,9 @@ class FakePool:
                 self._changed.notify_all()
             raise
 
-    async def _play(self, role: str | None, behaviour: PingBehaviour | SlowClose) -> None:
-        if isinstance(behaviour, Succeed):
-            return
-        if isinstance(behaviour, Fail):
-            # Drop the traceback of earlier raises, which would otherwise pile
-            # up on the one exception object over a long test.
-            raise behaviour.error.with_traceback(None)
-        if isinstance(behaviour, Hang):
-            await asyncio.Event().wait()
-        elif isinstance(behaviour, (Delay, SlowClose)):
-            await asyncio.sleep(behaviour.seconds)
-        elif isinstance(behaviour, Crash) and role is not None:
-            with self._lock:
-                self._role(role).alive = False
-            raise WorkerCrashedError(role)
-        elif isinstance(behaviour, IgnoreCancel):
-            with contextlib.suppress(asyncio.CancelledError):  # on purpose: see IgnoreCancel
-                await asyncio.Event().wait()
-            await asyncio.sleep(behaviour.seconds)
-            if behaviour.error is not None:
-                raise behaviour.error.with_traceback(None)
+
+def _no_crash() -> None:
+    """A reap or restart plays no Crash."""
 
 
 def _running_loop_here() -> bool:

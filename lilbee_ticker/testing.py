@@ -15,11 +15,10 @@ The pytest fixtures built on these live in :mod:`lilbee_ticker.pytest_plugin`.
 .. versionadded:: 0.1.0
 """
 
-from lilbee_ticker._fake_pool import (
+from lilbee_ticker._behaviours import (
     Crash,
     Delay,
     Fail,
-    FakePool,
     Hang,
     IgnoreCancel,
     ManualClock,
@@ -31,6 +30,7 @@ from lilbee_ticker._fake_pool import (
     WorkerCrashedError,
     WrongThreadError,
 )
+from lilbee_ticker._fake_pool import FakePool
 from lilbee_ticker._stepping import StepEvent, step
 
 __all__ = [
