@@ -7,6 +7,7 @@ this package's plugin.
 
 from __future__ import annotations
 
+import ast
 import pathlib
 import re
 import subprocess
@@ -90,3 +91,62 @@ def test_the_front_page_diagram_shows_a_tick_as_one_round_trip() -> None:
     assert "T->>P" not in diagram
     for call in ("is_alive", "reap_idle()", "ping_role(r)"):
         assert any(call in line and "L->>P" in line for line in diagram.splitlines()), call
+
+
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+_LOCK_TYPES = {"Lock", "RLock", "Condition"}
+
+
+def _module_diagram() -> str:
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    match = re.search(r"^```mermaid\n(.*?)^```", text, re.DOTALL | re.MULTILINE)
+    assert match, "docs/architecture.md has no ```mermaid diagram"
+    return match.group(1)
+
+
+def test_the_architecture_diagram_names_every_module() -> None:
+    """The module diagram names every module of the package: a new one cannot go unmapped."""
+    package = ROOT / "lilbee_ticker"
+    modules = sorted(path.stem for path in package.glob("*.py"))
+    diagram = _module_diagram()
+    missing = [name for name in modules if not re.search(rf"(?<![\w]){name}(?![\w])", diagram)]
+    assert not missing, f"docs/architecture.md's diagram lacks {missing}"
+
+
+def _lock_owners() -> set[str]:
+    """Who holds each lock made in the package: its class, or its module-level name."""
+    owners = set()
+    for path in (ROOT / "lilbee_ticker").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                for item in ast.walk(node):
+                    if isinstance(item, ast.Assign) and _makes_lock(item.value):
+                        owners.add(node.name)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and _makes_lock(node.value):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        owners.add(target.id)
+    return owners
+
+
+def _makes_lock(value: ast.expr) -> bool:
+    return any(
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr in _LOCK_TYPES
+        and isinstance(call.func.value, ast.Name)
+        and call.func.value.id == "threading"
+        for call in ast.walk(value)
+    )
+
+
+def test_the_lock_table_lists_every_lock() -> None:
+    """Every lock the package makes is in docs/architecture.md's lock table, by its owner."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    table = text[text.index("## Locks") : text.index("## Which module keeps which promise")]
+    owners = _lock_owners()
+    assert {"Wake", "TickTurns", "_relays_lock"} <= owners, owners
+    missing = sorted(owner for owner in owners if f"{owner}" not in table)
+    assert not missing, f"docs/architecture.md's lock table lacks {missing}"
