@@ -127,8 +127,8 @@ class LoopUnresponsiveError(TickerError, TimeoutError):
 
     Attributes:
         stage: What the tick was waiting for: ``"start"`` (the loop did not
-            start the tick), ``"reap"`` or ``"pings"`` (the loop did not
-            come back from that step by its deadline).
+            start the tick), ``"survey"``, ``"reap"`` or ``"pings"`` (the
+            loop did not come back from that step by its deadline).
         waited_s: How long the ticker waited, in seconds.
         blocked_in: The ticker's own call whose step the loop was running
             and had not finished, such as ``"ping_role('chat')"``, or
@@ -153,6 +153,8 @@ class LoopUnresponsiveError(TickerError, TimeoutError):
         self.blocked_s: float | None = None if blocked_inside is None else blocked_inside[1]
         what = {
             "start": "did not start the tick",
+            "survey": "did not come back from the survey of registered_roles and "
+            "accessor(role).is_alive by its deadline",
             "reap": "did not come back from reap_idle() by its deadline",
             "pings": "did not come back from the pings by their deadline",
         }.get(stage, f"stalled at {stage}")

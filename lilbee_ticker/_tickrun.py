@@ -20,7 +20,7 @@ from typing import Any
 
 from lilbee_ticker import _clock
 from lilbee_ticker._callbook import CallBook
-from lilbee_ticker._calls import Gate, TickJob, TickState, abort, run_tick
+from lilbee_ticker._calls import SURVEY, Gate, TickJob, TickState, abort, run_tick
 from lilbee_ticker._exceptions import RuntimeUnavailableError
 from lilbee_ticker._lazy import LazyCoroutine
 from lilbee_ticker._protocols import Pool, Runtime
@@ -103,7 +103,7 @@ class TickRun:
         state.submitted_at = _clock.monotonic()
         self._future = submit(
             runtime,
-            LazyCoroutine(functools.partial(run_tick, self.job), state, label=_TICK),
+            LazyCoroutine(functools.partial(run_tick, self.job), state, label=SURVEY),
             settings.name,
             _TICK,
         )
@@ -128,6 +128,8 @@ class TickRun:
         if ending is not Ending.FINISHED:
             self.abort()
         state = self.job.state
+        if stage == "reap" and state.registered is None and state.snapshot_error is None:
+            stage = "survey"  # the reap's budget began with the survey, which never ended
         future = self._future
         cancelled = ending is Ending.FINISHED and future.cancelled()
         escaped = None

@@ -9,8 +9,10 @@ that is in the middle of it:
 * the slot and the lock are only ever taken in bounded slices, giving up as
   soon as the ticker is stopping, so that a handler's ``stop()`` can wait
   for the ticker's thread to end while the thread it interrupted holds one;
-* neither is held while waiting on a future, submitting to the loop,
-  joining a thread, logging or calling a hook.
+* the lock is never held while waiting on a future, submitting to the loop,
+  joining a thread, logging or calling a hook. The slot is not a lock in
+  that sense: it is the turn itself, held for the whole tick, and every
+  wait for it is bounded by the tick in progress's own worst case.
 """
 
 from __future__ import annotations

@@ -651,3 +651,25 @@ def test_a_stepped_ticker_waits_without_polling_its_event(
     report = step(ticker)
     assert isinstance(report.failed["chat"], TimeoutError)
     assert event.looks < 10, f"the tick looked at its event {event.looks} times: it polled"
+
+
+class _BlockingSurveyPool(FakePool):
+    """A pool whose ``registered_roles`` blocks the loop with a synchronous sleep."""
+
+    @property
+    def registered_roles(self) -> tuple[str, ...]:
+        threading.Event().wait(2.5)
+        return super().registered_roles
+
+
+def test_a_loop_blocked_in_the_survey_names_the_survey_not_the_reap(
+    lilbee_runtime: LoopRuntime, make_ticker: MakeTicker
+) -> None:
+    """A registered_roles that blocks the loop is named as the survey, not as reap_idle()."""
+    pool = _BlockingSurveyPool(("chat",), loop_thread=lilbee_runtime.thread)
+    report = make_ticker(pool, call_timeout_s=0.2).tick()
+    assert isinstance(report.loop_error, LoopUnresponsiveError)
+    assert report.loop_error.stage == "survey"
+    assert "inside the survey (registered_roles" in str(report.loop_error)
+    assert "reap_idle()" not in str(report.loop_error)
+    assert pool.count("reap_idle") == 0
