@@ -422,3 +422,25 @@ def test_tick_soon_never_blocks_even_while_a_tick_holds_everything(
     for thread in threads:
         thread.join(WAIT_S)
     assert len(took) == 8 and max(took) < 2.0
+
+
+def test_prometheus_exports_restarts_and_given_up_roles(
+    lilbee_runtime: LoopRuntime, make_ticker: MakeTicker
+) -> None:
+    """The collector exports restarts per role as a counter, and a gauge for given-up roles."""
+    prometheus_client = pytest.importorskip("prometheus_client")
+    from lilbee_ticker.prometheus import TickerCollector
+
+    pool = _TimedPool(ROLES, loop_thread=lilbee_runtime.thread)
+    pool.set_ping("chat", Fail())
+    ticker = _supervised(make_ticker, pool, max_restarts=1, backoff_s=0, max_backoff_s=0)
+    for _ in range(5):
+        ticker.tick()
+    registry = prometheus_client.CollectorRegistry()
+    registry.register(TickerCollector(ticker))
+    value = registry.get_sample_value
+    labels = {"ticker": ticker.name, "role": "chat"}
+    assert value("lilbee_ticker_role_restarts_total", labels) == 1.0
+    assert value("lilbee_ticker_role_given_up", labels) == 1.0
+    assert value("lilbee_ticker_role_given_up", {**labels, "role": "embed"}) == 0.0
+    assert value("lilbee_ticker_restarts_total", {"ticker": ticker.name}) == 1.0
