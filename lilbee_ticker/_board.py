@@ -84,6 +84,10 @@ class Board:
         """The latest tick's report, once its hooks have run."""
         return self.published.report
 
+    def rows(self) -> Rows:
+        """The latest health rows: each role's status and last error, cheap to read per tick."""
+        return self.published.rows
+
     def records(self) -> Mapping[str, RoleHealth]:
         """The latest health records."""
         published = self.published

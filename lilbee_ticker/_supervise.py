@@ -33,10 +33,13 @@ from lilbee_ticker._exceptions import CallTimeoutError
 from lilbee_ticker._outcome import describe
 
 if TYPE_CHECKING:
-    from lilbee_ticker._health import RoleHealth
+    from lilbee_ticker._health import Row
     from lilbee_ticker._report import TickReport
 
 Emit = Callable[..., None]
+# Reads each role's latest health (a status and a last_error per role): the
+# board's rows, which cost nothing to read, not RoleHealth records.
+Records = Callable[[], "Mapping[str, Row]"]
 
 __all__ = ["NO_SUPERVISION", "RestartFacts", "RestartPolicy", "Supervisor", "Unsupervised"]
 
@@ -152,12 +155,13 @@ class Supervisor:
 
     # -- what the ticker calls, once per tick -------------------------------------
 
-    def before(self, records: Mapping[str, RoleHealth]) -> tuple[str, ...]:
+    def before(self, read: Records) -> tuple[str, ...]:
         """The roles this tick restarts: unhealthy, not given up, and past their backoff.
 
         A role that would need a restart beyond its budget is given up on
-        here, with one ``role.given_up`` event.
+        here, with one ``role.given_up`` event. ``read()`` gives the records.
         """
+        records = read()
         unhealthy = [role for role, record in records.items() if _unhealthy(record)]
         if not unhealthy:
             return ()
@@ -178,11 +182,12 @@ class Supervisor:
     def after(
         self,
         report: TickReport,
-        records: Mapping[str, RoleHealth],
+        read: Records,
         ends: collections.deque[tuple[str, BaseException | None]],
     ) -> Mapping[str, RestartFacts]:
         """Count the tick's restarts in, and every restart that has ended; return the facts."""
         now, wall = _clock.monotonic(), _clock.wall_clock()
+        records = read() if report.restarted else {}
         for role in report.restarted:
             self.started(role, now, wall)
             record = records.get(role)
@@ -206,8 +211,9 @@ class Supervisor:
                 self._emit("warning", "role.restart_failed", role=role, error=describe(error))
         return self.facts
 
-    def observe_records(self, records: Mapping[str, RoleHealth]) -> bool:
+    def observe_records(self, read: Records) -> bool:
         """Start over the roles healthy long enough; True if a restart is due right now."""
+        records = read()
         now = _clock.monotonic()
         healthy = {role for role, record in records.items() if record.status.value == "healthy"}
         for role in self.observe(healthy, set(records), now):
@@ -305,20 +311,20 @@ class Unsupervised:
 
     __slots__ = ()
 
-    def before(self, records: Mapping[str, RoleHealth]) -> tuple[str, ...]:
+    def before(self, read: Records) -> tuple[str, ...]:
         """No role is restarted."""
         return ()
 
     def after(
         self,
         report: TickReport,
-        records: Mapping[str, RoleHealth],
+        read: Records,
         ends: collections.deque[tuple[str, BaseException | None]],
     ) -> Mapping[str, RestartFacts]:
         """Nothing to count."""
         return {}
 
-    def observe_records(self, records: Mapping[str, RoleHealth]) -> bool:
+    def observe_records(self, read: Records) -> bool:
         """No restart is ever due."""
         return False
 

@@ -354,7 +354,7 @@ class HealthTicker:
         """Run one tick and publish it; the caller holds the tick slot."""
         self._tick_count += 1
         sup = self._supervisor
-        restart = sup.before(self._board.records())
+        restart = sup.before(self._board.rows)
         try:
             run = TickRun(
                 self._settings, self._pool, self._runtime, self._book, self._life, restart
@@ -368,13 +368,13 @@ class HealthTicker:
         report = decide(record)
         # Health and counters first, for the hooks; the report last, so that
         # whoever waits for this tick finds its hooks run.
-        restarts = sup.after(report, self._board.records(), self._book.restart_ends)
+        restarts = sup.after(report, self._board.rows, self._book.restart_ends)
         registered = record.registered if report.snapshot_error is None else None
         transitions = self._board.count(report, registered, restarts)
         self._events.tick(report, self._book.late)
         fatal = self._events.transitions(transitions)
         self._board.announce(report)
-        if sup.observe_records(self._board.records()) and self.is_running:
+        if sup.observe_records(self._board.rows) and self.is_running:
             self._life.wake.ask()  # a restart is due now: the first of a streak comes at once
         if fatal is not None:
             raise fatal
