@@ -19,16 +19,14 @@ import asyncio
 import functools
 import inspect
 import types
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lilbee_ticker import _clock
 from lilbee_ticker._callbook import Countdown
 from lilbee_ticker._exceptions import CallTimeoutError
+from lilbee_ticker._job import TickJob
 from lilbee_ticker._lazy import LazyCoroutine, quiet, start_task
 from lilbee_ticker._outcome import as_alive
-
-if TYPE_CHECKING:
-    from lilbee_ticker._calls import TickJob
 
 __all__ = ["not_pinged", "settle", "start"]
 

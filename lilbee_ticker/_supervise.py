@@ -24,22 +24,33 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import enum
 import math
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from lilbee_ticker import _clock
 from lilbee_ticker._exceptions import CallTimeoutError
 from lilbee_ticker._outcome import describe
 
 if TYPE_CHECKING:
-    from lilbee_ticker._health import Row
     from lilbee_ticker._report import TickReport
 
 Emit = Callable[..., None]
-# Reads each role's latest health (a status and a last_error per role): the
-# board's rows, which cost nothing to read, not RoleHealth records.
-Records = Callable[[], "Mapping[str, Row]"]
+
+
+class _Health(Protocol):
+    """What the supervisor reads of a role's health: a health ``Row`` or a ``RoleHealth``."""
+
+    @property
+    def status(self) -> enum.Enum: ...
+    @property
+    def last_error(self) -> str | None: ...
+
+
+# Reads each role's latest health: the board's rows, which cost nothing to
+# read, rather than RoleHealth records.
+Records = Callable[[], Mapping[str, _Health]]
 
 __all__ = ["NO_SUPERVISION", "RestartFacts", "RestartPolicy", "Supervisor", "Unsupervised"]
 

@@ -20,8 +20,9 @@ from typing import Any
 
 from lilbee_ticker import _clock
 from lilbee_ticker._callbook import CallBook
-from lilbee_ticker._calls import SURVEY, Gate, TickJob, TickState, abort, run_tick
+from lilbee_ticker._calls import abort, run_tick
 from lilbee_ticker._exceptions import RuntimeUnavailableError
+from lilbee_ticker._job import SURVEY, Gate, TickJob, TickState
 from lilbee_ticker._lazy import LazyCoroutine
 from lilbee_ticker._protocols import Pool, Runtime
 from lilbee_ticker._settings import BACKSTOP_GRACE_S, Settings

@@ -9,16 +9,10 @@ import time
 import pytest
 
 from lilbee_ticker import CallTimeoutError
-from lilbee_ticker._calls import (
-    CallBook,
-    Countdown,
-    Gate,
-    LazyCoroutine,
-    TickJob,
-    TickState,
-    role_names,
-    run_tick,
-)
+from lilbee_ticker._callbook import CallBook, Countdown
+from lilbee_ticker._calls import role_names, run_tick
+from lilbee_ticker._job import Gate, TickJob, TickState
+from lilbee_ticker._lazy import LazyCoroutine
 from lilbee_ticker.testing import Delay, FakePool, IgnoreCancel, SlowClose
 
 

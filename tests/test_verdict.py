@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from lilbee_ticker import CallTimeoutError, LoopUnresponsiveError
-from lilbee_ticker._calls import NotAlive
+from lilbee_ticker._outcome import NotAlive
 from lilbee_ticker._verdict import Ending, TickRecord, decide
 
 
