@@ -249,3 +249,19 @@ def test_plain_functions_returning_awaitables_are_fine(
     """A plain function that returns a coroutine is a valid pool method."""
     pool = _AwaitableFromPlainFunction(("embed",), loop_thread=lilbee_runtime.thread)
     assert make_ticker(pool).tick().ok
+
+
+def test_a_call_timeout_longer_than_the_interval_is_warned_about_once(
+    pool: FakePool, lilbee_runtime: LoopRuntime
+) -> None:
+    """call_timeout_s=10 with interval_s=0.2 logs one ticker.slow_ticks warning saying what to do."""
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        HealthTicker(pool, lilbee_runtime, interval_s=0.2, call_timeout_s=10)
+        HealthTicker(pool, lilbee_runtime, interval_s=0.2)  # the default fits
+        HealthTicker(pool, lilbee_runtime, interval_s=0.2, call_timeout_s=0.2)
+    (warning,) = [e for e in logs if e["event"] == "ticker.slow_ticks"]
+    assert warning["log_level"] == "warning"
+    assert (warning["call_timeout_s"], warning["interval_s"]) == (10.0, 0.2)
+    assert "leave call_timeout_s unset" in warning["hint"]
