@@ -254,7 +254,7 @@ def test_plain_functions_returning_awaitables_are_fine(
 def test_a_call_timeout_longer_than_the_interval_is_warned_about_once(
     pool: FakePool, lilbee_runtime: LoopRuntime
 ) -> None:
-    """call_timeout_s=10 with interval_s=0.2 logs one ticker.slow_ticks warning saying what to do."""
+    """call_timeout_s=10 with interval_s=0.2 logs one ticker.slow_ticks warning, with the fix."""
     from structlog.testing import capture_logs
 
     with capture_logs() as logs:
