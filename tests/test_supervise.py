@@ -198,10 +198,11 @@ def test_the_first_restart_comes_at_once_on_a_running_ticker(
         failure_threshold=2,
         restart=RestartPolicy(),
     ).start()
-    step(ticker)
-    assert step(ticker).restarted == ()
-    report = ticker.wait_for_tick(3, timeout=WAIT_S)  # no third step: the ticker asked itself
+    step(ticker)  # tick 1: chat fails
+    event.release()  # tick 2: chat turns UNHEALTHY, and the ticker asks for tick 3 itself
+    report = ticker.wait_for_tick(3, timeout=WAIT_S)  # no third release
     assert report is not None and report.number == 3 and report.restarted == ("chat",)
+    assert pool.count("restart_role") == 1
 
 
 # -- a restart is cleanup ---------------------------------------------------------------------
