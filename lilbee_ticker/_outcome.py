@@ -46,7 +46,9 @@ def describe(error: BaseException, limit: int = MAX_TEXT) -> str:
     name = _type_name(error)
     try:
         message = str(error)
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # even a CancelledError or SystemExit from __str__
         return f"<{_type_name(exc)} while formatting {name}>"
     return _bounded(f"{name}: {message}" if message else name, limit)
 
@@ -55,7 +57,9 @@ def safe_repr(value: object, limit: int = MAX_TEXT) -> str:
     """Return ``repr(value)`` in at most ``limit`` characters; never raise."""
     try:
         text = repr(value)
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # even a CancelledError or SystemExit from __repr__
         return f"<{_type_name(exc)} while formatting {_type_name(value)}>"
     return _bounded(text, limit)
 

@@ -51,6 +51,9 @@ class StepEvent(threading.Event):
         """Called by a ticker made with this event: its releases ask ``wake`` for ticks."""
         with self._step_cond:
             self._wakes.add(wake)
+            pending = self._releases  # made before the ticker: it ticks for them too
+        if pending:
+            wake.ask(pending)
 
     def set(self) -> None:
         """Set the event: every waiter returns True, now and until :meth:`clear`."""

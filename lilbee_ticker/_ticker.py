@@ -288,7 +288,9 @@ class HealthTicker:
             "ticker.wait_for_tick, n",
             in_tick=self._turns.mine(),
         )
-        self._life.refuse_never_started("wait_for_tick()", ticking=self._turns.owner is not None)
+        self._life.refuse_never_started(
+            "wait_for_tick()", ticked=self._tick_count > 0 or self._turns.owner is not None
+        )
         return self._turns.wait(number, budget, self._board.latest, self._life.over)
 
     def __enter__(self) -> HealthTicker:

@@ -18,13 +18,15 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import os
 import threading
 import weakref
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
-from lilbee_ticker import _clock
+from lilbee_ticker import _clock, _log
 from lilbee_ticker._exceptions import TickerUsageError
 
 __all__ = [
@@ -44,28 +46,53 @@ __all__ = [
 RELAY_SLICE_S = 0.25
 
 
+class _Bell:
+    """A binary semaphore: :meth:`ring` never blocks, :meth:`wait` is bounded.
+
+    Rings coalesce; a wait takes one. It is a plain lock held while nobody
+    rang, so ringing is ``release()``, which never waits, even in a signal
+    handler that interrupted the very thread that is waiting.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def ring(self) -> None:
+        with contextlib.suppress(RuntimeError):  # rung already, and not yet heard
+            self._lock.release()
+
+    def wait(self, timeout: float) -> bool:
+        return self._lock.acquire(timeout=max(0.0, min(timeout, threading.TIMEOUT_MAX)))
+
+
 class Wake:
     """A ticker's clock and its stop: what its thread waits on.
 
-    ``_cond`` guards ``_asked`` and ``_news``, and is notified when the ticker
-    stops, a tick is asked for, or a tick in progress has news. Its lock is
-    reentrant: a signal handler may call :meth:`stop` or :meth:`ask` on a
-    thread that holds it, and nothing is ever waited for while it is held.
-    ``stopped`` is a flag set before the lock is taken, so that it is seen
-    even when taking the lock would have to wait.
+    It holds no lock anyone else could hold. The state is three values,
+    each written whole: ``stopped``, the ticks ``_asked`` for (a deque:
+    appends and pops are atomic), and ``_news``. Two bells wake the two
+    waits: the thread's clock (:meth:`wait_for_tick`) and a tick following
+    the loop (:meth:`wait_for_news`); only one thread waits on each at a
+    time, and a wake-up for nothing is checked and waited again. So
+    :meth:`stop` and :meth:`ask` never block: a signal handler may call them
+    on any thread, whatever that thread was doing.
 
     Thread safety: every method may be called from any thread, and from a
     signal handler.
     """
 
-    __slots__ = ("__weakref__", "_asked", "_cond", "_news", "retired", "stopped")
+    __slots__ = ("__weakref__", "_asked", "_clock", "_news", "_news_bell", "retired", "stopped")
 
     def __init__(self) -> None:
         self.stopped = False
         self.retired = False  # the ticker's thread has ended: nothing waits on this any more
-        self._asked = 0  # ticks asked for and not yet begun
+        self._asked: collections.deque[int] = collections.deque()  # ticks asked, not begun
         self._news = False  # a tick in progress has something new to look at
-        self._cond = threading.Condition(threading.RLock())
+        self._clock = _Bell()
+        self._news_bell = _Bell()
 
     def is_set(self) -> bool:
         """True once stopped: a wake reads as the ticker's stop event would."""
@@ -78,53 +105,57 @@ class Wake:
     def stop(self) -> None:
         """Stop: wake the thread's clock and any tick waiting on the loop, for good."""
         self.stopped = True
-        with self._cond:
-            self._cond.notify_all()
+        self._clock.ring()
+        self._news_bell.ring()
 
     def ask(self, count: int | None = None) -> None:
         """Ask for a tick now; ``count`` ticks if given, else one however often asked."""
-        with self._cond:
-            self._asked = max(self._asked, 1) if count is None else self._asked + count
-            self._cond.notify_all()
+        if count is None:
+            if not self._asked:  # a race only adds a tick asked for anyway
+                self._asked.append(1)
+        else:
+            self._asked.extend([1] * count)
+        self._clock.ring()
 
     def news(self) -> None:
         """Tell a tick waiting on the loop that something changed (its future, a stop)."""
-        with self._cond:
-            self._news = True
-            self._cond.notify_all()
+        self._news = True
+        self._news_bell.ring()
 
     def wait_for_tick(self, timeout: float) -> str:
         """Wait for the next tick: ``"stop"``, ``"asked"`` or ``"due"`` (the timeout ran out)."""
-        with self._cond:
-            self._cond.wait_for(self._tick_or_stop, timeout)
+        budget = _clock.Budget(timeout)
+        while True:
             if self.stopped:
                 return "stop"
             if self._asked:
-                self._asked -= 1
+                try:
+                    self._asked.popleft()
+                except IndexError:  # taken by no one else: only this thread waits here
+                    continue
                 return "asked"
-            return "due"
+            if budget.spent:
+                return "due"
+            budget.wait(self._clock.wait, budget.left)
 
     def wait_for_news(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` for news or a stop; True if there was some (and take it)."""
-        with self._cond:
-            self._cond.wait_for(self._news_or_stop, timeout)
-            woke = self._news or self.stopped
-            self._news = False
-            return woke
+        """Wait up to ``timeout`` for news or a stop; False only if the whole timeout passed.
+
+        A ring left over from an earlier tick wakes it for nothing: that is a
+        wake-up, not a timeout, so the caller looks again and waits on.
+        """
+        woke = self._news or self.stopped or self._news_bell.wait(timeout)
+        self._news = False
+        return woke
 
     def clear_news(self) -> None:
         """Forget news from before a tick began."""
         self._news = False
 
-    def _tick_or_stop(self) -> bool:
-        return self.stopped or self._asked > 0
-
-    def _news_or_stop(self) -> bool:
-        return self.stopped or self._news
-
     def reinit_after_fork(self) -> None:
-        """In a forked child: a lock nobody holds (the holder did not come along)."""
-        self._cond = threading.Condition(threading.RLock())
+        """In a forked child: bells nobody holds (their holder did not come along)."""
+        self._clock = _Bell()
+        self._news_bell = _Bell()
 
 
 class OwnStopEvent(threading.Event):
@@ -180,15 +211,33 @@ class Relay:
         self.event = event
         self.wakes: set[Wake] = set()  # guarded by _relays_lock
         self._wait: Callable[[float], bool]
-        if isinstance(event, threading.Event):
+        if isinstance(event, threading.Event) and (
+            type(event).wait is threading.Event.wait or hasattr(event, "_lilbee_ticker_attach")
+        ):
+            # Event's own wait, also for a StepEvent, whose wait() takes its releases.
             self._wait = lambda timeout: threading.Event.wait(event, timeout)
         else:
-            self._wait = event.wait
+            self._wait = event.wait  # a class that keeps its own state: its own wait
         self.thread = threading.Thread(
             target=self._run, name="lilbee-ticker-stop-watch", daemon=True
         )
 
     def _run(self) -> None:
+        try:
+            self._relay()
+        except BaseException as exc:
+            # The event cannot be watched: stop its tickers rather than leave
+            # them deaf to it, and say so; a thread never dies silently.
+            with _relays_lock:
+                wakes, self.wakes = self.wakes, set()
+                if _relays.get(id(self.event)) is self:
+                    del _relays[id(self.event)]
+            with contextlib.suppress(Exception):
+                _log.emit("critical", "relay.crashed", exc_info=exc, wakes=len(wakes))
+            for wake in wakes:
+                wake.stop()
+
+    def _relay(self) -> None:
         while True:
             is_set = self._wait(RELAY_SLICE_S)
             with _relays_lock:
@@ -297,7 +346,8 @@ class Lifecycle:
     def over(self) -> bool:
         """True once no more background ticks will come: stopping, or the thread has ended."""
         thread = self.thread
-        return self.stopping() or (thread is not None and not thread.is_alive())
+        ended = self.end_reason is not None  # set by the thread just before it ends
+        return self.stopping() or ended or (thread is not None and not thread.is_alive())
 
     def start(self, target: Callable[[], None], name: str) -> str | None:
         """Start the thread (and a relay for a lent event); return why it cannot, or None."""
@@ -312,7 +362,11 @@ class Lifecycle:
             if self.app_event is not None:
                 relay(self.app_event, self.wake)
             thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()  # under the lock: stop() never sees a thread it cannot join
+            try:
+                thread.start()  # under the lock: stop() never sees a thread it cannot join
+            except BaseException:
+                self.wake.retired = True  # its relay lets go of it
+                raise
             self.thread = thread
         return None
 
@@ -370,9 +424,13 @@ class Lifecycle:
                 "create a new runtime and a new HealthTicker in the child",
             )
 
-    def refuse_never_started(self, call: str, *, ticking: bool) -> None:
-        """Refuse to wait for a tick on a ticker never started and not ticking: none would come."""
-        if self.thread is None and not ticking:
+    def refuse_never_started(self, call: str, *, ticked: bool) -> None:
+        """Refuse to wait on a ticker never started and never ticked: no tick would come.
+
+        One driven by ``tick()`` calls (``ticked``: one ran or runs) may be
+        waited on: another thread's next ``tick()`` is a tick to come.
+        """
+        if self.thread is None and not ticked:
             raise self.usage(
                 f"{call} was called on a ticker that was never started and is not "
                 "ticking, so no tick would come",

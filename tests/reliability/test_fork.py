@@ -218,7 +218,6 @@ def test_a_child_forked_while_the_tickers_locks_are_held_can_still_stop_it(
     release = threading.Event()
     locks = [
         ticker._life._lock,
-        ticker._life.wake._cond,
         ticker._turns._lock,
         ticker.stop_event._cond,  # type: ignore[attr-defined]
     ]

@@ -673,3 +673,140 @@ def test_a_loop_blocked_in_the_survey_names_the_survey_not_the_reap(
     assert "inside the survey (registered_roles" in str(report.loop_error)
     assert "reap_idle()" not in str(report.loop_error)
     assert pool.count("reap_idle") == 0
+
+
+# -- found in review: the ticker's own clock, relays, waiting, formatting -------------------------
+
+
+def test_stop_from_a_signal_handler_interrupting_tick_soon_ends_at_once(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """A handler's stop() that interrupts tick_soon() on the main thread returns True, at once."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers run on the main thread only")
+    results: list[tuple[bool, float]] = []
+    previous = signal.getsignal(signal.SIGUSR1)
+    try:
+        for _ in range(20):
+            ticker = make_ticker(make_pool(ROLES), interval_s=3600, call_timeout_s=5).start()
+
+            def handler(signum: int, frame: Any, ticker: HealthTicker = ticker) -> None:
+                started = time.monotonic()
+                results.append((ticker.stop(timeout=2.0), time.monotonic() - started))
+
+            signal.signal(signal.SIGUSR1, handler)
+            count = len(results)
+            sender = threading.Timer(
+                0.01, signal.pthread_kill, (threading.main_thread().ident, signal.SIGUSR1)
+            )
+            sender.start()
+            deadline = time.monotonic() + WAIT_S
+            while len(results) == count and time.monotonic() < deadline:
+                ticker.tick_soon()  # the handler interrupts this loop, anywhere inside it
+            sender.join(WAIT_S)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert len(results) == 20
+    assert all(stopped for stopped, _ in results), results
+    assert max(took for _, took in results) < 1.0, results
+
+
+class _OwnStateEvent(threading.Event):
+    """An Event subclass that keeps its own state, with set(), is_set() and wait() of its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._mine = threading.Event()
+
+    def set(self) -> None:
+        self._mine.set()
+
+    def is_set(self) -> bool:
+        return self._mine.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._mine.wait(timeout)
+
+
+class _BrokenWaitEvent:
+    """A duck-typed event whose wait() raises."""
+
+    def __init__(self) -> None:
+        self.flag = False
+
+    def set(self) -> None:
+        self.flag = True
+
+    def is_set(self) -> bool:
+        return self.flag
+
+    def wait(self, timeout: float | None = None) -> bool:
+        raise RuntimeError("this event cannot be waited on")
+
+
+def test_an_event_subclass_with_its_own_state_still_stops_the_ticker(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """An Event subclass keeping its own state is waited on through its own wait()."""
+    event = _OwnStateEvent()
+    ticker = make_ticker(make_pool(ROLES), stop_event=event, interval_s=0.01, call_timeout_s=5)
+    ticker.start()
+    assert ticker.wait_for_tick(1, timeout=WAIT_S) is not None
+    event.set()
+    assert ticker.join(timeout=5)
+    assert ticker.state == "stopped"
+
+
+def test_an_event_that_cannot_be_waited_on_stops_the_ticker_loudly(
+    make_pool: MakePool, make_ticker: MakeTicker, log_tally: LogTally
+) -> None:
+    """A stop event whose wait() raises ends its relay with a critical event, and the ticker."""
+    ticker = make_ticker(
+        make_pool(ROLES), stop_event=_BrokenWaitEvent(), interval_s=0.01, call_timeout_s=5
+    )
+    ticker.start()
+    assert ticker.join(timeout=5)
+    assert log_tally.count("relay.crashed") == 1
+    log_tally.counts.clear()  # acknowledged: the guard would fail the test on a critical event
+
+
+def test_a_ticker_driven_by_tick_calls_can_be_waited_on(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """wait_for_tick() on a never-started ticker that another thread ticks waits for that tick."""
+    ticker = make_ticker(make_pool(ROLES))
+    ticker.tick()
+    ticking = threading.Timer(0.05, ticker.tick)
+    ticking.start()
+    report = ticker.wait_for_tick(2, timeout=WAIT_S)
+    ticking.join(WAIT_S)
+    assert report is not None and report.number == 2
+
+
+class _BaseRaisingStr(Exception):
+    def __str__(self) -> str:
+        raise asyncio.CancelledError("from __str__")
+
+
+def test_an_exception_whose_str_raises_a_base_exception_still_fails_its_role_alone(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """A ping error whose __str__ raises CancelledError is described, not fatal to the tick."""
+    pool = make_pool(ROLES)
+    pool.set_ping("chat", Fail(_BaseRaisingStr()))
+    ticker = make_ticker(pool, failure_threshold=1)
+    report = ticker.tick()
+    assert "chat" in report.failed and set(report.pinged) == {"embed", "rerank"}
+    assert ticker.health()["chat"].last_error == "<CancelledError while formatting _BaseRaisingStr>"
+
+
+def test_a_step_released_before_the_ticker_was_made_ticks_it(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """A StepEvent release made before the ticker exists ticks it once it starts."""
+    event = StepEvent()
+    event.release()
+    ticker = make_ticker(make_pool(ROLES), stop_event=event, interval_s=3600).start()
+    assert ticker.wait_for_tick(1, timeout=WAIT_S) is not None
