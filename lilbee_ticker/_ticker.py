@@ -217,8 +217,7 @@ class HealthTicker:
         thread = self._life.stop()
         self._turns.notify()
         budget = _clock.Budget(timeout)
-        # From inside a tick on this thread (a signal handler), its calls can
-        # only end once the handler has returned: do not wait for them.
+        # Inside a tick on this thread (a signal handler): its calls end after.
         ended = join(thread, budget) and (self._turns.mine() or self._wait_for_calls(budget))
         if not ended and thread is not threading.current_thread():
             self._events.stop_timeout(timeout, thread, self._book.running())
@@ -368,8 +367,7 @@ class HealthTicker:
         if record.ending is Ending.RUNTIME_GONE:
             self._runtime_gone(None)
         report = decide(record)
-        # Health and counters first, for the hooks; the report last, so that
-        # whoever waits for this tick finds its hooks run.
+        # Health first, for the hooks; the report last, once the hooks ran.
         restarts = sup.after(report, self._board.rows, self._book.restart_ends)
         registered = record.registered if report.snapshot_error is None else None
         transitions = self._board.count(report, registered, restarts)
