@@ -15,7 +15,10 @@ from typing import Any
 
 from lilbee_ticker import _clock
 
-__all__ = ["CallBook", "Countdown"]
+__all__ = ["CallBook", "Countdown", "RestartEnd"]
+
+RestartEnd = tuple[str, "BaseException | None", "float | None", float]
+"""How a restart ended: (role, what it raised or None, its wall-clock start, its end)."""
 
 
 class CallBook:
@@ -37,6 +40,7 @@ class CallBook:
         "pings",
         "reap",
         "restart_ends",
+        "restart_started",
         "restarts",
     )
 
@@ -49,10 +53,12 @@ class CallBook:
         self.late: collections.deque[object] = collections.deque()
         self.pings: dict[str, asyncio.Task[None]] = {}
         # Restarts in flight, never cancelled by the ticker, like the reap; each
-        # one's (role, error or None) goes to restart_ends when it ends, for
+        # one's (role, error or None, start, end) goes to restart_ends when it ends, for
         # the ticker thread to drain.
         self.restarts: dict[str, asyncio.Task[Any]] = {}
-        self.restart_ends: collections.deque[tuple[str, BaseException | None]] = collections.deque()
+        self.restart_ends: collections.deque[RestartEnd] = collections.deque()
+        # Wall-clock start of each restart in flight, written by the restart itself.
+        self.restart_started: dict[str, float] = {}
         # Pings the ticker itself cancelled (deadline or stop): their
         # CancelledError is ours, not the pool's.
         self._cancelling: set[asyncio.Task[None]] = set()
@@ -99,7 +105,8 @@ class CallBook:
             error = asyncio.CancelledError(f"restart_role({role!r}) was cancelled on the loop")
         else:
             error = task.exception() or task.result()  # the coroutine returns its error
-        self.restart_ends.append((role, error))
+        started = self.restart_started.pop(role, None)
+        self.restart_ends.append((role, error, started, _clock.wall_clock()))
         self.settle_idle()
 
     def add_ping(self, role: str, task: asyncio.Task[None]) -> None:

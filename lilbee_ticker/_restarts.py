@@ -93,6 +93,7 @@ async def _restart(job: TickJob, role: str) -> BaseException | None:
         state.restart_gone.append(role)  # down: the pool respawns it on its next call
         return None
     state.restarted.append(role)
+    job.book.restart_started[role] = _clock.wall_clock()
     started = _clock.monotonic()
     try:
         awaitable: object = pool.restart_role(role)  # type: ignore[attr-defined]

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from lilbee_ticker import _clock
+from lilbee_ticker._callbook import RestartEnd
 from lilbee_ticker._exceptions import CallTimeoutError
 from lilbee_ticker._outcome import describe
 
@@ -134,9 +135,12 @@ class RestartFacts(NamedTuple):
 
 
 class _Role:
-    __slots__ = ("ended", "facts", "healthy_since", "running", "streak", "window")
+    __slots__ = ("ended", "facts", "failed_since", "healthy_since", "running", "streak", "window")
 
     def __init__(self) -> None:
+        # A ping failed since the last restart ended: the new worker is broken
+        # too. Until one has, a restarted role is left for its pings to judge.
+        self.failed_since = True
         self.facts = RestartFacts()
         self.streak = 0  # restarts since the last reset
         self.window: collections.deque[float] = collections.deque()  # their monotonic starts
@@ -194,7 +198,7 @@ class Supervisor:
         self,
         report: TickReport,
         read: Records,
-        ends: collections.deque[tuple[str, BaseException | None]],
+        ends: collections.deque[RestartEnd],
     ) -> Mapping[str, RestartFacts]:
         """Count the tick's restarts in, and every restart that has ended; return the facts."""
         now, wall = _clock.monotonic(), _clock.wall_clock()
@@ -213,9 +217,14 @@ class Supervisor:
         for role, failure in report.restart_errors.items():
             if isinstance(failure, CallTimeoutError):  # it runs on; its end comes later
                 self._emit("warning", "role.restart_failed", role=role, error=describe(failure))
+        failed = () if report.interrupted else report.failed  # a stop is no evidence
+        for role in failed:  # a failed ping since a restart: the new worker fails too
+            state = self._roles.get(role)
+            if state is not None and not state.running:
+                state.failed_since = True
         while ends:
-            role, error = ends.popleft()
-            self.ended(role, error, now, wall)
+            role, error, began, ended = ends.popleft()
+            self.ended(role, error, now, began, ended)
             if error is None:
                 self._emit("info", "role.restarted", role=role)
             else:
@@ -239,7 +248,7 @@ class Supervisor:
     def _may_restart(self, state: _Role | None, now: float) -> bool:
         if state is None:
             return True
-        if state.facts.given_up or state.running:
+        if state.facts.given_up or state.running or not state.failed_since:
             return False
         return state.ended is None or now - state.ended >= self._policy.backoff(state.streak)
 
@@ -268,20 +277,31 @@ class Supervisor:
         """A restart of ``role`` started."""
         state = self._roles.setdefault(role, _Role())
         state.running = True
+        state.failed_since = False
         state.streak += 1
         state.window.append(now)
         state.facts = state.facts._replace(restarts=state.facts.restarts + 1, last_restart_at=wall)
         self._publish()
 
-    def ended(self, role: str, error: BaseException | None, now: float, wall: float) -> None:
-        """A restart of ``role`` ended: it answered (``error`` None) or failed."""
+    def ended(
+        self, role: str, error: BaseException | None, now: float, began: float | None, wall: float
+    ) -> None:
+        """A restart of ``role`` ended: it answered (``error`` None) or failed.
+
+        ``began`` and ``wall`` are its wall-clock start and end, as the loop
+        saw them. A restart that failed leaves the old worker: its next
+        failed ping is not needed before another restart.
+        """
         state = self._roles.get(role)
         if state is None:
             return
         state.running = False
         state.ended = now
+        if error is not None:
+            state.failed_since = True
         text = None if error is None else describe(error)
-        state.facts = state.facts._replace(last_restart_ended_at=wall, last_restart_error=text)
+        facts = state.facts._replace(last_restart_ended_at=wall, last_restart_error=text)
+        state.facts = facts if began is None else facts._replace(last_restart_at=began)
         self._publish()
 
     def observe(self, healthy: set[str], registered: set[str], now: float) -> list[str]:
@@ -330,7 +350,7 @@ class Unsupervised:
         self,
         report: TickReport,
         read: Records,
-        ends: collections.deque[tuple[str, BaseException | None]],
+        ends: collections.deque[RestartEnd],
     ) -> Mapping[str, RestartFacts]:
         """Nothing to count."""
         return {}
