@@ -341,7 +341,7 @@ def test_a_role_healthy_for_reset_after_s_starts_over(
     ticker = _supervised(
         make_ticker, pool, max_restarts=1, backoff_s=0, max_backoff_s=0, reset_after_s=0.2
     )
-    for _ in range(4):
+    for _ in range(5):  # fail, unhealthy, restart, the new worker fails, give up
         ticker.tick()
     assert ticker.health()["chat"].given_up
     pool.set_ping("chat", Delay(0))  # it heals on its own
@@ -445,3 +445,25 @@ def test_prometheus_exports_restarts_and_given_up_roles(
     assert value("lilbee_ticker_role_given_up", labels) == 1.0
     assert value("lilbee_ticker_role_given_up", {**labels, "role": "embed"}) == 0.0
     assert value("lilbee_ticker_restarts_total", {"ticker": ticker.name}) == 1.0
+
+
+def test_a_restarted_worker_is_pinged_before_any_second_restart(
+    make_pool: MakePool, make_ticker: MakeTicker
+) -> None:
+    """With no backoff, a restarted role is pinged next, not restarted again unpinged."""
+    pool = make_pool(("chat",), restartable=True)
+    pool.set_ping("chat", Hang())
+    ticker = make_ticker(
+        pool,
+        interval_s=3600,
+        call_timeout_s=0.1,
+        failure_threshold=1,
+        restart=RestartPolicy(backoff_s=0, max_backoff_s=0),
+    )
+    reports = [ticker.tick() for _ in range(4)]
+    assert [report.restarted for report in reports] == [(), ("chat",), (), ()]
+    assert "chat" in reports[2].pinged
+    chat = ticker.health()["chat"]
+    assert chat.status is H and chat.restarts == 1 and not chat.given_up
+    assert chat.last_restart_ended_at is not None and chat.last_restart_at is not None
+    assert chat.last_restart_ended_at >= chat.last_restart_at
