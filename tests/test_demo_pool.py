@@ -338,7 +338,9 @@ def test_restart_role_ends_a_frozen_worker_with_sigkill_and_starts_a_ready_one(
     lilbee_runtime: LoopRuntime, make_process_pool: MakeProcessPool
 ) -> None:
     """restart_role() SIGKILLs a stopped worker via the crash path, collects it, and respawns."""
-    pool = make_process_pool(("chat",))
+    # A stop timeout far past the test's bound: a worker asked to stop, or
+    # sent SIGTERM, would outlive it; only an immediate SIGKILL ends it in time.
+    pool = make_process_pool(("chat",), stop_timeout_s=2 * _BOUND_S)
     old = _frozen(lilbee_runtime, pool, "chat")
 
     async def restart_under_a_waiting_ping() -> BaseException | None:
@@ -380,7 +382,7 @@ def test_a_ticker_restarts_a_frozen_worker_of_a_real_pool(
     make_ticker: MakeTicker,
 ) -> None:
     """With a RestartPolicy a SIGSTOPped worker is restarted: new pid, healthy, the old one gone."""
-    pool = make_process_pool(("embed", "chat"))
+    pool = make_process_pool(("embed", "chat"), stop_timeout_s=2 * _BOUND_S)  # as above
     _call(lilbee_runtime, pool, "embed")
     old = _frozen(lilbee_runtime, pool, "chat")
     changes = _Changes()
