@@ -108,6 +108,12 @@ class Sizes:
     scale_tickers: int = 100
     scale_interval_many_s: float = 0.2
     scale_run_s: float = 1.5
+    recovery_trials: int = 20
+    """Trials of the recovery section, each with real worker processes: about 2 s each."""
+    recovery_interval_s: float = 0.2
+    recovery_call_timeout_s: float = 0.15
+    """Above the restart's own time (a worker process starts in about 0.1 s here)."""
+    recovery_failure_threshold: int = 2
 
 
 FULL = Sizes()
@@ -147,6 +153,7 @@ QUICK = Sizes(
     scale_tickers=5,
     scale_interval_many_s=0.02,
     scale_run_s=0.1,
+    recovery_trials=2,
 )
 """Tiny sizes, for the smoke test: every section and contender, in seconds."""
 

@@ -16,6 +16,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from benchmarks import recovery as recovery_section
 from benchmarks.contenders import Contender
 from benchmarks.measure import Section, Sizes
 
@@ -299,8 +300,14 @@ def build(
     sections: Sequence[Section],
     notes: Sequence[str],
     elapsed_s: float,
+    recovery: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Assemble the JSON-ready report: summaries and ratios per row, then the targets."""
+    """Assemble the JSON-ready report: summaries and ratios per row, then the targets.
+
+    ``recovery`` is the section :func:`benchmarks.recovery.measure` returned,
+    kept apart from ``sections``: it has one design, real processes, and
+    ratios to bounds rather than to HealthTicker.
+    """
     keys = [cls.key for cls in contenders]
     reference = keys[0]
     built: dict[str, Any] = {}
@@ -349,6 +356,7 @@ def build(
         "figures": [
             {**dataclasses.asdict(figure), "ratio": _round(figure.ratio)} for figure in figures
         ],
+        "recovery": None if recovery is None else dict(recovery),
         "notes": list(notes),
         "plot": None,
     }
@@ -452,6 +460,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 notes.append(f"- *{row['metric']}*: {_prose(row['note'])}")
         if notes:
             lines += ["", *notes]
+    if report.get("recovery"):
+        lines += ["", *recovery_section.render_markdown(report["recovery"])]
     if report["notes"]:
         lines += ["", "## Notes from the run", "", *(f"- {note}" for note in report["notes"])]
     return "\n".join(lines) + "\n"

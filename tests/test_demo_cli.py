@@ -262,13 +262,17 @@ def test_demo_plays_its_scenario_and_exits_0(finished: _Ended) -> None:
     assert summary["passed"] is True
     failed = [e for e in summary["expectations"] if not e["passed"]]
     assert failed == []
-    assert len(summary["expectations"]) == 10
+    assert len(summary["expectations"]) == 13
     statuses = {role: record["status"] for role, record in summary["health"].items()}
     assert statuses == {"embed": "down", "chat": "healthy", "rerank": "healthy"}
     assert summary["stats"]["roles_reaped"] == 1
     assert summary["stats"]["timeouts"] >= 3
+    assert summary["stats"]["restarts"] == 1
+    assert summary["health"]["rerank"]["restarts"] == 1
     spawned = [e["pid"] for e in run.events if e["event"] == "worker.spawned"]
-    assert len(spawned) == 4  # chat was killed and spawned again
+    assert len(spawned) == 5  # chat was killed and spawned again, rerank restarted
+    restarted = [e for e in run.events if e["event"] == "worker.restarted"]
+    assert [(e["role"], e["pid"]) for e in restarted] == [("rerank", spawned[-1])]
     assert {proc.pid for proc in run.worker_procs} >= set(spawned)
     assert finished.left == []
 
@@ -282,11 +286,11 @@ def test_json_event_names_are_dotted_and_sentences_have_a_field_of_their_own(
     names = [event["event"] for event in events]
     assert [name for name in names if not _DOTTED.fullmatch(name)] == []
     steps = [e for e in events if e["event"] == "step.started"]
-    assert [e["step"] for e in steps] == [1, 2, 3, 4, 5]
+    assert [e["step"] for e in steps] == [1, 2, 3, 4]
     assert all(e["message"].startswith(f"Step {e['step']}: ") for e in steps)
     assert steps[0]["message"].endswith("each worker is spawned by its first request")
     passed = [e for e in events if e["event"] == "expect.passed"]
-    assert len(passed) == 10
+    assert len(passed) == 13
     assert all(e["message"] == f"expected: {e['expectation']}" for e in passed)
     assert events[0]["event"] == "demo.started"
     assert events[0]["message"].startswith("The demo starts")
@@ -346,7 +350,7 @@ def test_demo_prints_colored_text_in_a_terminal(in_a_terminal: _Terminal) -> Non
     text = in_a_terminal.text
     assert in_a_terminal.returncode == 0, text
     assert "\x1b[" in text
-    for expected in ("Step 1", "Step 5", "Health at the end", "Ticker counters", "PASS"):
+    for expected in ("Step 1", "Step 4", "Health at the end", "Ticker counters", "PASS"):
         assert expected in text
     assert "The demo passed" in text
     assert "FAIL " not in text

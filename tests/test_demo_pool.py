@@ -22,8 +22,16 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
-from lilbee_ticker import CallTimeoutError, HealthStatus, HealthTicker, LoopRuntime, RoleHealth
+from lilbee_ticker import (
+    CallTimeoutError,
+    HealthStatus,
+    HealthTicker,
+    LoopRuntime,
+    RestartPolicy,
+    RoleHealth,
+)
 from lilbee_ticker.demo import (
     PoolClosedError,
     ProcessPool,
@@ -79,6 +87,10 @@ async def _state(pool: ProcessPool, role: str) -> tuple[bool, int | None, int]:
     return accessor.is_alive, accessor.pid, accessor.spawns
 
 
+async def _crashes(pool: ProcessPool, role: str) -> int:
+    return pool.accessor(role).crashes
+
+
 class _Changes:
     """An on_change hook that records each transition with the number of the tick that made it."""
 
@@ -104,6 +116,26 @@ class _Changes:
         with self._changed:
             found = self._changed.wait_for(find, _BOUND_S)
         assert found is not None, f"{role} never became {statuses}: {self._seen}"
+        return found
+
+    def wait_for_after(
+        self, role: str, tick: int, *statuses: HealthStatus
+    ) -> tuple[int, RoleHealth]:
+        """Like :meth:`wait_for`, for a transition made by a tick after ``tick``."""
+
+        def find() -> tuple[int, RoleHealth] | None:
+            return next(
+                (
+                    (t, h)
+                    for t, h in self._seen
+                    if t > tick and h.role == role and h.status in statuses
+                ),
+                None,
+            )
+
+        with self._changed:
+            found = self._changed.wait_for(find, _BOUND_S)
+        assert found is not None, f"{role} never became {statuses} after {tick}: {self._seen}"
         return found
 
 
@@ -285,6 +317,193 @@ def test_a_worker_that_dies_during_a_ping_raises_worker_died_error(
     assert lilbee_runtime.run(_state(pool, "chat")) == (False, None, 1)
 
 
+# -- restarts and the crash callback ------------------------------------------------------------
+
+
+def _frozen(runtime: LoopRuntime, pool: ProcessPool, role: str) -> proctable.Proc:
+    """Spawn ``role``'s worker, freeze it with SIGSTOP, and return it as the table shows it."""
+    pid = _call(runtime, pool, role)
+    os.kill(pid, signal.SIGSTOP)
+    # The stop takes effect when the worker is next scheduled, and no event
+    # tells it: read the table in short waits, within a bound.
+    deadline = time.monotonic() + _BOUND_S
+    while (proc := proctable.read(pid)) is not None and proc.state != "T":
+        assert time.monotonic() < deadline, f"pid {pid} never stopped: {proc}"
+        time.sleep(0.001)
+    assert proc is not None
+    return proc
+
+
+def test_restart_role_ends_a_frozen_worker_with_sigkill_and_starts_a_ready_one(
+    lilbee_runtime: LoopRuntime, make_process_pool: MakeProcessPool
+) -> None:
+    """restart_role() SIGKILLs a stopped worker via the crash path, collects it, and respawns."""
+    # A stop timeout far past the test's bound: a worker asked to stop, or
+    # sent SIGTERM, would outlive it; only an immediate SIGKILL ends it in time.
+    pool = make_process_pool(("chat",), stop_timeout_s=2 * _BOUND_S)
+    old = _frozen(lilbee_runtime, pool, "chat")
+
+    async def restart_under_a_waiting_ping() -> BaseException | None:
+        ping = asyncio.create_task(pool.ping_role("chat"))
+        await asyncio.sleep(0)  # the ping's first step sends it to the frozen worker
+        await pool.restart_role("chat")
+        return (await asyncio.gather(ping, return_exceptions=True))[0]
+
+    with capture_logs() as logs:
+        waiter = lilbee_runtime.run(restart_under_a_waiting_ping(), timeout=_BOUND_S)
+
+    assert proctable.read(old.pid) is None  # exited and collected before restart_role returned
+    died = [e for e in logs if e["event"] == "worker.died" and e["pid"] == old.pid]
+    assert [(e["exitcode"], e["cause"]) for e in died] == [(-signal.SIGKILL, "killed by SIGKILL")]
+    assert isinstance(waiter, WorkerDiedError) and "to restart it" in str(waiter)
+    alive, pid, spawns = lilbee_runtime.run(_state(pool, "chat"))
+    assert alive and pid not in (None, old.pid) and spawns == 2  # ready when it returned
+    assert lilbee_runtime.run(_crashes(pool, "chat")) == 1  # the pool's own crash accounting
+    assert _call(lilbee_runtime, pool, "chat") == pid
+
+
+def test_restart_role_on_a_role_with_no_worker_starts_one(
+    lilbee_runtime: LoopRuntime, make_process_pool: MakeProcessPool
+) -> None:
+    """restart_role() on a role with no worker spawns one and counts no crash."""
+    pool = make_process_pool(("chat",))
+    lilbee_runtime.run(pool.restart_role("chat"), timeout=_BOUND_S)
+    alive, pid, spawns = lilbee_runtime.run(_state(pool, "chat"))
+    assert alive and pid is not None and spawns == 1
+    assert lilbee_runtime.run(_crashes(pool, "chat")) == 0
+    lilbee_runtime.run(pool.aclose(), timeout=_BOUND_S)
+    with pytest.raises(PoolClosedError, match="restart_role"):
+        lilbee_runtime.run(pool.restart_role("chat"), timeout=_BOUND_S)
+
+
+def test_a_ticker_restarts_a_frozen_worker_of_a_real_pool(
+    lilbee_runtime: LoopRuntime,
+    make_process_pool: MakeProcessPool,
+    make_ticker: MakeTicker,
+) -> None:
+    """With a RestartPolicy a SIGSTOPped worker is restarted: new pid, healthy, the old one gone."""
+    pool = make_process_pool(("embed", "chat"), stop_timeout_s=2 * _BOUND_S)  # as above
+    _call(lilbee_runtime, pool, "embed")
+    old = _frozen(lilbee_runtime, pool, "chat")
+    changes = _Changes()
+    ticker = make_ticker(
+        pool=pool,
+        interval_s=0.1,
+        call_timeout_s=0.5,
+        failure_threshold=2,
+        on_change=changes,
+        # No second restart within the test, whatever the machine's speed.
+        restart=RestartPolicy(backoff_s=3600, max_backoff_s=3600),
+    )
+    changes.ticker = ticker
+    pool.on_crash = ticker.tick_soon
+    ticker.start()
+
+    unhealthy, _ = changes.wait_for("chat", HealthStatus.UNHEALTHY)
+    _, record = changes.wait_for_after("chat", unhealthy, HealthStatus.HEALTHY)
+
+    assert record.restarts == 1 and record.last_restart_error is None and not record.given_up
+    assert proctable.wait_until_exited([old], timeout=_BOUND_S) == []
+    assert proctable.read(old.pid) is None  # collected too: not even a zombie
+    alive, pid, spawns = lilbee_runtime.run(_state(pool, "chat"))
+    assert alive and pid not in (None, old.pid) and spawns == 2
+    assert _call(lilbee_runtime, pool, "chat") == pid  # the next request gets the new worker
+    assert lilbee_runtime.run(_crashes(pool, "chat")) == 1
+    assert ticker.stats().restarts == 1
+    assert ticker.health()["embed"].status is HealthStatus.HEALTHY
+
+
+def test_a_restarted_worker_is_pinged_before_any_second_restart(
+    lilbee_runtime: LoopRuntime,
+    make_process_pool: MakeProcessPool,
+    make_ticker: MakeTicker,
+) -> None:
+    """With no backoff, the tick after a restart pings the new worker, which answers."""
+    pool = make_process_pool(("chat",))
+    _frozen(lilbee_runtime, pool, "chat")
+    ticker = make_ticker(
+        pool=pool,
+        interval_s=3600,
+        call_timeout_s=2.0,
+        failure_threshold=1,
+        restart=RestartPolicy(backoff_s=0, max_backoff_s=0),
+    )
+    assert isinstance(ticker.tick().failed["chat"], CallTimeoutError)
+    assert ticker.tick().restarted == ("chat",)
+    after = ticker.tick()
+    assert after.restarted == () and "chat" in after.pinged
+    assert ticker.health()["chat"].restarts == 1
+
+
+def test_on_crash_wakes_the_ticker_at_once_after_a_sigkill(
+    lilbee_runtime: LoopRuntime,
+    make_process_pool: MakeProcessPool,
+    make_ticker: MakeTicker,
+    wait_for_ticks: WaitForTicks,
+) -> None:
+    """With on_crash=ticker.tick_soon, a SIGKILL brings a tick at once, an hour before it is due."""
+    pool = make_process_pool(("embed", "chat"))
+    pids = {role: _call(lilbee_runtime, pool, role) for role in pool.registered_roles}
+    ticker = make_ticker(pool=pool, interval_s=3600, call_timeout_s=1.0, initial_delay_s=0)
+    pool.on_crash = ticker.tick_soon
+    ticker.start()
+    wait_for_ticks(ticker, 1)
+
+    os.kill(pids["chat"], signal.SIGKILL)
+    report = wait_for_ticks(ticker, 2)
+
+    assert "chat" not in report.live and "embed" in report.pinged
+    assert ticker.health()["chat"].status is HealthStatus.DOWN
+    assert lilbee_runtime.run(_crashes(pool, "chat")) == 1
+
+
+def test_on_crash_is_called_on_the_loop_for_a_death_only(
+    lilbee_runtime: LoopRuntime, make_process_pool: MakeProcessPool
+) -> None:
+    """on_crash runs on the loop thread for a worker that died, not for a restart or a reap."""
+    called: list[str] = []
+    died = threading.Event()
+
+    def on_crash() -> None:
+        called.append(threading.current_thread().name)
+        died.set()
+
+    pool = make_process_pool(("embed", "chat"), max_idle_s=3600, on_crash=on_crash)
+    _call(lilbee_runtime, pool, "embed")
+    pid = _call(lilbee_runtime, pool, "chat")
+    lilbee_runtime.run(pool.restart_role("embed"), timeout=_BOUND_S)
+    assert called == []
+    os.kill(pid, signal.SIGKILL)
+    assert died.wait(_BOUND_S)
+    assert lilbee_runtime.thread is not None
+    assert called == [lilbee_runtime.thread.name]
+    alive, _, _ = lilbee_runtime.run(_state(pool, "chat"))
+    assert not alive  # dropped before the callback ran
+
+
+def test_an_on_crash_that_raises_is_logged_and_the_pool_goes_on(
+    lilbee_runtime: LoopRuntime, make_process_pool: MakeProcessPool
+) -> None:
+    """An on_crash that raises is logged (pool.on_crash_failed); the dead worker is dropped."""
+    failed = threading.Event()
+
+    def on_crash() -> None:
+        failed.set()
+        raise LookupError("the callback is broken")
+
+    pool = make_process_pool(("chat",))
+    pool.on_crash = on_crash
+    pid = _call(lilbee_runtime, pool, "chat")
+    with capture_logs() as logs:
+        os.kill(pid, signal.SIGKILL)
+        assert failed.wait(_BOUND_S)
+        # The log call follows the callback on the loop: one round trip orders after it.
+        lilbee_runtime.run(_state(pool, "chat"))
+    errors = [e for e in logs if e["event"] == "pool.on_crash_failed"]
+    assert len(errors) == 1 and errors[0]["pid"] == pid and errors[0]["log_level"] == "error"
+    assert _call(lilbee_runtime, pool, "chat") != pid
+
+
 # -- never an orphan ---------------------------------------------------------------------------
 
 
@@ -438,6 +657,7 @@ def test_the_pool_refuses_other_threads_and_loops(
         ({"unresponsive_after_s": 0}, ValueError, "unresponsive_after_s"),
         ({"spawn_timeout_s": float("nan")}, ValueError, "spawn_timeout_s"),
         ({"stop_timeout_s": "1"}, TypeError, "stop_timeout_s"),
+        ({"on_crash": "tick_soon"}, TypeError, "on_crash must be a callable"),
     ],
 )
 def test_bad_arguments_are_refused_with_a_message_naming_them(

@@ -54,11 +54,11 @@ _DESCRIPTION = """\
 Play a scripted scenario against real worker processes and narrate it: a
 pool with the roles embed, chat and rerank, and a HealthTicker watching it.
 An idle worker is reaped and stays down; a worker killed with SIGKILL is
-noticed by the next tick; a worker frozen with SIGSTOP times out, is
-reported unhealthy, and recovers after SIGCONT. It ends with each role's
-health and the ticker's counters, and exits 0 only if everything it
-expected happened, so it doubles as a smoke test. Ctrl-C or SIGTERM stops
-it cleanly.
+noticed at once; a worker frozen with SIGSTOP times out, is reported
+unhealthy, and is restarted by the ticker, with no SIGCONT. It ends with
+each role's health and the ticker's counters, and exits 0 only if
+everything it expected happened, so it doubles as a smoke test. Ctrl-C or
+SIGTERM stops it cleanly.
 """
 
 _EPILOG = """\
@@ -501,7 +501,7 @@ def _summarize(outcome: Outcome, log: Any, out: _Stdout, *, as_json: bool, color
         return f"{code}{text}{_RESET}" if color else text
 
     lines = ["", paint("Health at the end", _BOLD)]
-    rows = [("role", "status", "pid", "spawned", "pings", "failures", "last error")]
+    rows = [("role", "status", "pid", "spawned", "pings", "failures", "restarts", "last error")]
     for role in ROLES:
         record = outcome.health.get(role)
         pid = outcome.pids.get(role)
@@ -513,6 +513,7 @@ def _summarize(outcome: Outcome, log: Any, out: _Stdout, *, as_json: bool, color
                 str(outcome.spawns.get(role, 0)),
                 "-" if record is None else str(record.pings),
                 "-" if record is None else str(record.failures),
+                "-" if record is None else str(record.restarts),
                 "-" if record is None or record.last_error is None else record.last_error,
             )
         )

@@ -32,7 +32,7 @@ import signal
 import threading
 import time
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -50,7 +50,7 @@ from lilbee_ticker.demo._errors import (
 )
 
 if TYPE_CHECKING:
-    from lilbee_ticker import Pool
+    from lilbee_ticker import RestartablePool
 
 __all__ = ["ProcessPool", "WorkerAccessor"]
 
@@ -186,6 +186,8 @@ class _Worker:
         # request as soon as it resumes; until then it keeps the worker from
         # looking idle, however long the start took.
         self.waiting = 0
+        # The task that sees the process exit and collects it, once it is GONE.
+        self.burial: asyncio.Task[None] | None = None
 
     def outstanding_work(self) -> list[_Request]:
         return [request for request in self.requests.values() if request.kind == "work"]
@@ -231,12 +233,24 @@ class WorkerAccessor:
         """How many worker processes the pool has started for this role, in all."""
         return self._pool._spawn_count(self._role)
 
+    @property
+    def crashes(self) -> int:
+        """How many of the role's workers died while the pool used them, in all.
+
+        A worker that exited or closed its pipe on its own counts, and so does
+        one that :meth:`ProcessPool.restart_role` killed; one the pool reaped,
+        closed or killed for being unresponsive does not.
+
+        .. versionadded:: 0.2.0
+        """
+        return self._pool._crash_count(self._role)
+
     def __repr__(self) -> str:
         return f"<WorkerAccessor {self._role!r} of {self._pool!r}>"
 
 
 class ProcessPool:
-    """A pool of real worker processes, one per role, that fits :class:`lilbee_ticker.Pool`.
+    """A pool of real worker processes, one per role: a :class:`lilbee_ticker.RestartablePool`.
 
     Each role's worker is a process started with multiprocessing's ``spawn``
     context that answers pings and does fake work over a pipe. Workers are
@@ -256,6 +270,11 @@ class ProcessPool:
     * Work in flight counts as liveness: while a call is outstanding on a
       role, :meth:`ping_role` does not queue a ping behind it (the worker
       does one thing at a time) and succeeds, until the call is overdue.
+    * :meth:`restart_role` replaces a role's worker whatever its state
+      (``SIGKILL``, which ends a frozen one too), for a ticker with a
+      :class:`lilbee_ticker.RestartPolicy`.
+    * A worker that dies on its own is dropped at once, and ``on_crash`` is
+      called: pass ``ticker.tick_soon`` so that the ticker notices at once.
 
     No worker outlives the pool: :meth:`aclose` stops them all (``SIGKILL``
     after ``stop_timeout_s``) and waits until each has exited, an async
@@ -276,6 +295,8 @@ class ProcessPool:
         stop_timeout_s: How long a worker that was asked to stop (reaped or
             closed) may take to exit before it is sent ``SIGKILL``; finite, >= 0.
         name: The pool's name, bound as ``pool`` on its log events.
+        on_crash: Called with no arguments, on the pool's loop thread, each
+            time a worker dies while the pool uses it (see :attr:`on_crash`).
 
     Raises:
         TypeError: An argument has the wrong type.
@@ -287,6 +308,8 @@ class ProcessPool:
     runtime. :attr:`registered_roles` never changes and may be read anywhere.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+       :meth:`restart_role` and ``on_crash``.
     """
 
     def __init__(
@@ -298,6 +321,7 @@ class ProcessPool:
         spawn_timeout_s: float = 30.0,
         stop_timeout_s: float = 2.0,
         name: str = "lilbee-demo-pool",
+        on_crash: Callable[[], object] | None = None,
     ) -> None:
         self._roles = _check_roles(roles)
         self._max_idle_s = _check_seconds("max_idle_s", max_idle_s, allow_zero=True)
@@ -305,12 +329,16 @@ class ProcessPool:
         self._spawn_timeout_s = _check_seconds("spawn_timeout_s", spawn_timeout_s)
         self._stop_timeout_s = _check_seconds("stop_timeout_s", stop_timeout_s, allow_zero=True)
         self._name = _check_name(name)
+        # Read on the loop thread at each crash, and may be set from any
+        # thread: one reference, replaced whole, so it needs no lock.
+        self._on_crash = _check_callback(on_crash)
         # Everything below is touched only on the bound loop's thread, so it
         # needs no lock. _loop and _loop_thread are set once, by _bind().
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._workers: dict[str, _Worker | None] = dict.fromkeys(self._roles)
         self._spawns: dict[str, int] = dict.fromkeys(self._roles, 0)
+        self._crashes: dict[str, int] = dict.fromkeys(self._roles, 0)
         self._burials: dict[asyncio.Task[None], _Worker] = {}
         self._request_ids = itertools.count(1)
         self._closed = False
@@ -336,6 +364,34 @@ class ProcessPool:
     def closed(self) -> bool:
         """True once :meth:`aclose` has begun."""
         return self._closed
+
+    @property
+    def on_crash(self) -> Callable[[], object] | None:
+        """Called with no arguments each time a worker dies while the pool uses it; or ``None``.
+
+        It is called on the pool's loop thread, right after the pool has
+        dropped the dead worker (so the role is no longer alive), when the
+        worker exits or closes its pipe on its own. A worker that
+        :meth:`restart_role` kills, or that the pool stops (reaped, closed,
+        unresponsive), is not a crash to tell. It must not block: the usual one is a
+        ticker's :meth:`~lilbee_ticker.HealthTicker.tick_soon`, so that a
+        crash is reported at once rather than at the next tick. The pool is
+        made before its ticker, so set it then::
+
+            pool.on_crash = ticker.tick_soon
+
+        What it raises is logged (``pool.on_crash_failed``) and goes no
+        further.
+
+        Thread safety: it may be set from any thread.
+
+        .. versionadded:: 0.2.0
+        """
+        return self._on_crash
+
+    @on_crash.setter
+    def on_crash(self, callback: Callable[[], object] | None) -> None:
+        self._on_crash = _check_callback(callback)
 
     # -- the Pool protocol -----------------------------------------------------------
 
@@ -420,6 +476,72 @@ class ProcessPool:
             request = self._send(worker, "ping", now + self._unresponsive_after_s)
             worker.ping = request
         await self._answer(worker, request)
+
+    async def restart_role(self, role: str) -> None:
+        """Replace ``role``'s worker with a new one that is ready, ending the current process.
+
+        The current worker is ended whatever its state, running, starting,
+        hung or frozen with ``SIGSTOP``: it is sent ``SIGKILL``, which a
+        stopped process cannot ignore as it does ``SIGTERM``, and a hung one
+        cannot miss as it would a "stop" message. It is dropped through the
+        pool's crash path, as a worker that died: callers waiting on it get
+        :class:`WorkerDiedError` and :attr:`WorkerAccessor.crashes` counts
+        it (:attr:`on_crash` is not called: the caller knows). Its exit status is collected before a
+        new worker is spawned, so the old process is gone, not even a zombie,
+        when this returns. It returns once the new worker has reported ready,
+        so the next call or ping is answered by a new process. A role with no
+        worker gets one.
+
+        Every wait is bounded: the old process's exit by a few seconds (only
+        a process stuck in the kernel outlives ``SIGKILL``), the new worker's
+        start by ``spawn_timeout_s``. A :class:`lilbee_ticker.HealthTicker`
+        with a :class:`lilbee_ticker.RestartPolicy` calls this for a role that
+        is ``UNHEALTHY`` while alive.
+
+        Raises:
+            KeyError: ``role`` is not registered.
+            PoolClosedError: The pool is closed, or was closed meanwhile.
+            WorkerUnresponsiveError: The old process did not exit after
+                ``SIGKILL`` (it is left to the exit hook), or the new worker
+                did not report ready within ``spawn_timeout_s``.
+            WorkerDiedError: The new worker died before it was ready.
+
+        .. versionadded:: 0.2.0
+        """
+        call = f"restart_role({role!r})"
+        self._bind(call)
+        self._check_role(role)
+        if self._closed:
+            raise PoolClosedError(self._name, call)
+        old = self._workers[role]
+        if old is not None:
+            await self._end(old)
+        worker = await self._ready_worker(role, call)
+        _log.info(
+            "worker.restarted",
+            pool=self._name,
+            role=role,
+            pid=worker.pid,
+            old_pid=None if old is None else old.pid,
+        )
+
+    async def _end(self, worker: _Worker) -> None:
+        """SIGKILL ``worker``, drop it as dead, and wait (bounded) until it is collected."""
+        _log.warning("worker.restarting", pool=self._name, role=worker.role, pid=worker.pid)
+        started = time.monotonic()
+        _kill(worker.process)
+        # Not told to on_crash: a tick it asked for now could only find the
+        # role between two workers, and whoever restarts it knows already.
+        self._died(worker, "was killed with SIGKILL to restart it", tell=False)
+        burial = worker.burial
+        if burial is not None:
+            # The burial is the pool's own task, bounded by _collect; waiting
+            # with wait() rather than await never cancels it.
+            await asyncio.wait((burial,))
+        if not worker.exited.done():
+            waited = time.monotonic() - started
+            problem = f"did not exit within {figures.seconds_text(waited)}s of SIGKILL"
+            raise WorkerUnresponsiveError(worker.role, worker.pid, problem, waited)
 
     # -- work --------------------------------------------------------------------------
 
@@ -538,6 +660,10 @@ class ProcessPool:
     def _spawn_count(self, role: str) -> int:
         self._check_role(role)
         return self._spawns[role]
+
+    def _crash_count(self, role: str) -> int:
+        self._check_role(role)
+        return self._crashes[role]
 
     def _check_role(self, role: str) -> None:
         if role not in self._workers:
@@ -718,12 +844,32 @@ class ProcessPool:
         worker.lost.set_result(None)
         return True
 
-    def _died(self, worker: _Worker, problem: str) -> None:
-        """Stop using a worker that exited or closed its pipe on its own."""
+    def _died(self, worker: _Worker, problem: str, *, tell: bool = True) -> None:
+        """The crash path: drop a worker that died (exited, closed its pipe, or was killed).
+
+        ``tell=False`` counts the crash without calling on_crash: for a kill
+        that restart_role() makes, whose caller knows already.
+        """
         if self._forget(worker, _Loss(_DIED, problem)):
+            self._crashes[worker.role] += 1
             worker.conn.close()
             # It is on its way out: a closed pipe comes a moment before the exit.
             self._bury(worker, grace_s=self._stop_timeout_s)
+            if tell:
+                self._tell_crash(worker)
+
+    def _tell_crash(self, worker: _Worker) -> None:
+        """Call on_crash, last: the role is already down, as whoever it wakes will see."""
+        callback = self._on_crash
+        if callback is None:
+            return
+        try:
+            callback()
+        except Exception:
+            # On the loop, inside a reader callback: log it, and let the pool go on.
+            _log.exception(
+                "pool.on_crash_failed", pool=self._name, role=worker.role, pid=worker.pid
+            )
 
     def _drop(self, worker: _Worker, problem: str, waited_s: float = 0.0) -> None:
         """Kill an unresponsive worker and stop using it."""
@@ -754,6 +900,7 @@ class ProcessPool:
             self._collect(worker, grace_s), name=f"{self._name}-collect-{worker.role}-{worker.pid}"
         )
         self._burials[task] = worker
+        worker.burial = task
         task.add_done_callback(self._buried)
 
     def _buried(self, task: asyncio.Task[None]) -> None:
@@ -843,6 +990,15 @@ def _check_seconds(name: str, value: object, *, allow_zero: bool = False) -> flo
     return seconds
 
 
+def _check_callback(value: object) -> Callable[[], object] | None:
+    if value is not None and not callable(value):
+        raise TypeError(
+            f"on_crash must be a callable taking no arguments (such as ticker.tick_soon) or "
+            f"None, got {value!r} of type {type(value).__name__}"
+        )
+    return value
+
+
 def _check_name(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"name must be a str, got {value!r} of type {type(value).__name__}")
@@ -868,5 +1024,5 @@ def _check_roles(roles: Iterable[str]) -> tuple[str, ...]:
 
 if TYPE_CHECKING:
 
-    def _fits_the_protocol(pool: ProcessPool) -> Pool:
-        return pool  # mypy checks that ProcessPool has the shape of lilbee_ticker.Pool
+    def _fits_the_protocol(pool: ProcessPool) -> RestartablePool:
+        return pool  # mypy checks that ProcessPool has the shape of lilbee_ticker.RestartablePool

@@ -7,11 +7,15 @@ then, narrating each step:
 1. uses every worker, which spawns them;
 2. stops using ``embed``, which the pool reaps once it has been idle for
    ``max_idle_s``, and which the ticker then leaves down;
-3. kills ``chat``'s worker with ``SIGKILL``, which the next tick notices;
-   a request then gets ``chat`` a new worker;
+3. kills ``chat``'s worker with ``SIGKILL``, which the pool sees at once
+   and tells the ticker (``on_crash=ticker.tick_soon``), so a tick reports
+   it down at once; a request then gets ``chat`` a new worker;
 4. freezes ``rerank``'s worker with ``SIGSTOP``: its pings time out, the
    other roles are pinged in the same ticks, and it is reported unhealthy;
-5. resumes it with ``SIGCONT``: it recovers, with the same process.
+   the ticker's :class:`~lilbee_ticker.RestartPolicy` then restarts it
+   through :meth:`ProcessPool.restart_role`, which ends the stopped process
+   with ``SIGKILL``; the next request gets a new process, and the role is
+   healthy again. Nothing sends ``SIGCONT``.
 
 Each step waits for the ticker's own ``on_change`` hook or for a tick, never
 for a fixed time, and checks what it expected: the :class:`Outcome`. The
@@ -36,7 +40,14 @@ import types
 from collections.abc import Coroutine, Iterator, Mapping
 from typing import Any, TypeVar
 
-from lilbee_ticker import HealthStatus, HealthTicker, LoopRuntime, RoleHealth, TickerStats
+from lilbee_ticker import (
+    HealthStatus,
+    HealthTicker,
+    LoopRuntime,
+    RestartPolicy,
+    RoleHealth,
+    TickerStats,
+)
 from lilbee_ticker.demo import _figures as figures
 from lilbee_ticker.demo._errors import PoolClosedError, WorkerError
 from lilbee_ticker.demo._pool import ProcessPool
@@ -105,10 +116,28 @@ class DemoSettings:
     def unresponsive_after_s(self) -> float:
         """How long the pool lets a ping go unanswered before it kills the worker.
 
-        Far longer than the freeze lasts, so that the frozen worker is seen
-        to be unhealthy and then to recover, rather than being killed.
+        Far longer than the ticker takes to restart it, so that the frozen
+        worker is seen to be unhealthy and then restarted by the ticker,
+        rather than killed by the pool on its own.
         """
         return figures.seconds(self.interval_s * (self.failure_threshold + 10))
+
+    @property
+    def restart_policy(self) -> RestartPolicy:
+        """The ticker's restart policy: the library's defaults, scaled down to the demo's ticks.
+
+        The first restart comes at once, as always; a second would wait two
+        intervals, doubling up to sixteen; at most three restarts in a hundred
+        intervals, and a role healthy for twenty intervals starts over.
+        """
+        interval = self.interval_s
+        return RestartPolicy(
+            max_restarts=3,
+            period_s=figures.seconds(100 * interval),
+            backoff_s=figures.seconds(2 * interval),
+            max_backoff_s=figures.seconds(16 * interval),
+            reset_after_s=figures.seconds(20 * interval),
+        )
 
 
 def minimum_duration_s(interval_s: float, max_idle_s: float, failure_threshold: int = 3) -> float:
@@ -117,7 +146,8 @@ def minimum_duration_s(interval_s: float, max_idle_s: float, failure_threshold: 
     The idle worker is reaped at the first tick after ``max_idle_s`` of idleness;
     after that tick the scenario waits for 2 ticks (it stays down), 1 (the killed
     worker is noticed), ``failure_threshold`` (the frozen worker becomes unhealthy)
-    and 1 (it recovers). Spawning the workers and shutting down take more on top.
+    and 1 (it is restarted at once, and the tick after finds it healthy).
+    Spawning the workers and shutting down take more on top.
     """
     # The small epsilon keeps 0.6 / 0.2 (2.9999999999999996 in floats) at 3.
     reap_tick = math.floor(max_idle_s / interval_s + 1e-9) + 1
@@ -318,12 +348,18 @@ def play(settings: DemoSettings, log: Any) -> Outcome:
         failure_threshold=settings.failure_threshold,
         name="demo-ticker",
         on_change=transitions.record,
+        restart=settings.restart_policy,
     )
     transitions.ticker = ticker
+    # The pool is made before its ticker, so it is told now: a worker that
+    # dies makes the pool ask for a tick at once (tick_soon never blocks, so
+    # the pool's loop thread may call it).
+    pool.on_crash = ticker.tick_soon
     script = _Script(settings, runtime, pool, ticker, traffic, transitions, log, started)
     health: Mapping[str, RoleHealth] = types.MappingProxyType({})
     stats = TickerStats()
     ends: dict[str, tuple[int | None, int]] = {}
+    policy = settings.restart_policy
     log.info(
         "demo.started",
         message="The demo starts: a pool of real worker processes and a health ticker",
@@ -332,6 +368,8 @@ def play(settings: DemoSettings, log: Any) -> Outcome:
         call_timeout_s=settings.call_timeout_s,
         max_idle_s=settings.max_idle_s,
         failure_threshold=settings.failure_threshold,
+        max_restarts=policy.max_restarts,
+        backoff_s=policy.backoff_s,
     )
     try:
         # Ctrl-C is held back while the two start, for a few milliseconds: a
@@ -384,6 +422,7 @@ class _Script:
         self.deadline = started + settings.duration_s
         self.expectations: list[Expectation] = []
         self.pids_seen: set[int] = set()
+        self.signals_sent: list[str] = []  # "SIGKILL to chat", in order
 
     # -- helpers -------------------------------------------------------------------
 
@@ -472,7 +511,16 @@ class _Script:
         since = self.use_every_worker()
         self.reap_the_idle_worker(since)
         self.kill_a_worker()
-        self.freeze_and_thaw_a_worker()
+        self.freeze_a_worker()
+
+    def signal(self, role: str, signum: signal.Signals) -> tuple[int, float]:
+        """Pause ``role``'s requests and send its worker ``signum``; return its pid and when."""
+        pid, at = self.run_on_loop(
+            _pause_and_signal(self.traffic, self.pool, role, signum),
+            f"send {signum.name} to {role}",
+        )
+        self.signals_sent.append(f"{signum.name} to {role}")
+        return pid, at
 
     def use_every_worker(self) -> int:
         """Step 1; return a bookmark just after the idle role was found healthy."""
@@ -529,28 +577,31 @@ class _Script:
         )
 
     def kill_a_worker(self) -> None:
+        interval = self.settings.interval_s
         self.step(
             3,
             f"{KILLED}'s worker is killed with SIGKILL, as the OOM killer would; "
-            "no request comes meanwhile, so only the ticker can notice",
+            "no request comes meanwhile, but the pool sees the death and asks the "
+            "ticker for a tick at once",
         )
         since = self.transitions.mark()
         before = self.last_tick()
-        pid = self.run_on_loop(
-            _pause_and_signal(self.traffic, self.pool, KILLED, signal.SIGKILL),
-            f"kill {KILLED}",
-        )
+        pid, killed_at = self.signal(KILLED, signal.SIGKILL)
         seen = self.wait_for(
             KILLED,
             {HealthStatus.DOWN, HealthStatus.FAILING, HealthStatus.UNHEALTHY},
             since,
             ticks=2,
         )
+        after_s = seen.at - killed_at
+        # The cadence alone would report it at the next tick: up to a whole
+        # interval away, half of one on average.
         self.check(
-            f"SIGKILLed {KILLED} was noticed by the next tick",
-            seen.tick <= before + 2,
+            f"SIGKILLed {KILLED} was noticed at once, by a tick the pool asked for",
+            after_s < interval / 4,
             f"pid {pid} killed after tick {before}; tick {seen.tick} reported it "
-            f"{seen.new.status.value}",
+            f"{seen.new.status.value} {figures.seconds_text(after_s)}s later "
+            f"(the interval is {figures.seconds_text(interval)}s)",
         )
         new_pid = self.run_on_loop(
             self.pool.call(KILLED, self.settings.work_s), f"a request to {KILLED}"
@@ -563,24 +614,21 @@ class _Script:
         )
         self.run_on_loop(self.traffic.start(KILLED), f"requests to {KILLED}")
 
-    def freeze_and_thaw_a_worker(self) -> None:
+    def freeze_a_worker(self) -> None:
         settings = self.settings
         self.step(
             4,
             f"{FROZEN}'s worker is frozen with SIGSTOP; its pings time out after "
-            f"{figures.seconds_text(settings.call_timeout_s)}s, and after "
-            f"{settings.failure_threshold} in a row "
-            "it is unhealthy",
+            f"{figures.seconds_text(settings.call_timeout_s)}s, after "
+            f"{settings.failure_threshold} in a row it is unhealthy, and the ticker "
+            "restarts it; no one sends SIGCONT",
         )
         since = self.transitions.mark()
         before = self.last_tick()
         others_before = self.ticker.health().get(KILLED)
         # If a step below aborts, the worker stays frozen: closing the pool
         # kills it after its stop timeout, as it would any hung worker.
-        pid = self.run_on_loop(
-            _pause_and_signal(self.traffic, self.pool, FROZEN, signal.SIGSTOP),
-            f"freeze {FROZEN}",
-        )
+        pid, _ = self.signal(FROZEN, signal.SIGSTOP)
         failing = self.wait_for(FROZEN, {HealthStatus.FAILING}, since, ticks=2)
         error = failing.new.last_error or ""
         self.check(
@@ -598,21 +646,56 @@ class _Script:
             f"{unhealthy.new.consecutive_failures} failed pings",
         )
         self.check_others_answered(others_before, unhealthy.tick - failing.tick + 1)
-
-        self.step(
-            5,
-            f"SIGCONT; {FROZEN}'s worker resumes and gets a request again; "
-            "the next tick should see it recover",
+        self.log.info(
+            "demo.restarting",
+            message=f"Nothing will thaw {FROZEN}; the ticker's restart policy takes over",
         )
-        since = self.transitions.mark()
-        answered_by = self.run_on_loop(
-            _thaw(self.traffic, self.pool, FROZEN, pid, settings.work_s), f"thaw {FROZEN}"
+        # The restart comes at the tick right after the one that found it
+        # unhealthy, at once; the tick after that pings the new worker.
+        healthy = self.wait_for(FROZEN, {HealthStatus.HEALTHY}, unhealthy.index + 1, ticks=3)
+        self.check_restarted(pid, unhealthy, healthy)
+        new_pid = self.run_on_loop(
+            self.pool.call(FROZEN, settings.work_s), f"a request to {FROZEN}"
         )
-        recovered = self.wait_for(FROZEN, {HealthStatus.HEALTHY}, since, ticks=2)
+        self.pids_seen.add(new_pid)
         self.check(
-            f"{FROZEN} recovered after SIGCONT, in the same process",
-            answered_by == pid,
-            f"tick {recovered.tick} reported it healthy; pid {pid} answered",
+            f"the next request to {FROZEN} got a new worker, and {FROZEN} is healthy again",
+            new_pid != pid and self.ticker.health()[FROZEN].status is HealthStatus.HEALTHY,
+            f"pid {pid} -> pid {new_pid}; tick {healthy.tick} reported it healthy",
+        )
+        self.run_on_loop(self.traffic.start(FROZEN), f"requests to {FROZEN}")
+        self.check(
+            f"no SIGCONT was sent: the restart alone healed {FROZEN}",
+            not any(sent.startswith("SIGCONT") for sent in self.signals_sent),
+            "signals the demo sent: " + ", ".join(self.signals_sent),
+        )
+
+    def check_restarted(self, pid: int, unhealthy: _Seen, healthy: _Seen) -> None:
+        record = healthy.new
+        crashes = self.run_on_loop(_crashes(self.pool, FROZEN), f"read {FROZEN}")
+        self.check(
+            f"the ticker restarted frozen {FROZEN} once, through ProcessPool.restart_role",
+            record.restarts == 1
+            and record.last_restart_ended_at is not None
+            and record.last_restart_error is None,
+            f"unhealthy at tick {unhealthy.tick}, healthy at tick {healthy.tick}; "
+            f"restarts={record.restarts}, the last one "
+            + (
+                "still running"
+                if record.last_restart_ended_at is None
+                else f"ended with {record.last_restart_error}"
+                if record.last_restart_error
+                else "ended well"
+            ),
+        )
+        # A stopped process ignores SIGTERM: only SIGKILL ends it. It is
+        # collected before the new worker starts, so not even a zombie is left.
+        gone = not _process_exists(pid)
+        self.check(
+            f"{FROZEN}'s frozen process was ended with SIGKILL, and collected",
+            gone and crashes == 1,
+            f"pid {pid} {'is gone' if gone else 'STILL EXISTS'}; the pool counted "
+            f"{crashes} crash{'' if crashes == 1 else 'es'} of {FROZEN}",
         )
 
     def check_others_answered(self, before: RoleHealth | None, ticks: int) -> None:
@@ -654,32 +737,28 @@ async def _ends(pool: ProcessPool) -> dict[str, tuple[int | None, int]]:
     }
 
 
+async def _crashes(pool: ProcessPool, role: str) -> int:
+    return pool.accessor(role).crashes
+
+
 async def _pause_and_signal(
     traffic: _Traffic, pool: ProcessPool, role: str, signum: signal.Signals
-) -> int:
-    """Stop ``role``'s requests, wait for the last answer, then signal its worker; return its pid.
+) -> tuple[int, float]:
+    """Stop ``role``'s requests, wait for the last answer, then signal its worker.
 
     With nothing in flight when the signal lands, the worker's pings are
     what shows its state (work in flight would count as a sign of life).
+
+    Returns:
+        The worker's pid, and the monotonic time the signal was sent.
     """
     await traffic.stop(role)
     pid = pool.accessor(role).pid
     if pid is None:
         raise WorkerError(role, None, "has no worker to signal")
+    at = time.monotonic()
     os.kill(pid, signum)
-    return pid
-
-
-async def _thaw(traffic: _Traffic, pool: ProcessPool, role: str, pid: int, work_s: float) -> int:
-    """Resume a stopped worker and give it a request; return the pid that answered."""
-    os.kill(pid, signal.SIGCONT)
-    # The request is sent in the same step of the loop as SIGCONT, before
-    # the worker's answer to the pending ping can be read: no tick can find
-    # it idle in between (its last request ended before the freeze) and
-    # reap it.
-    answered_by = await pool.call(role, work_s)
-    await traffic.start(role)
-    return answered_by
+    return pid, at
 
 
 def _shut_down(
