@@ -31,6 +31,11 @@ pytest_plugins = ("pytester",)
 
 MakePool = Callable[..., FakePool]
 
+# For a pytester run in this interpreter: no cache folder, and no Hypothesis
+# plugin, whose end-of-session summary imports all of Hypothesis afresh in
+# each run (pytester forgets the modules a run imported), about a second.
+INNER_PYTEST_ARGS = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+
 # How long teardown waits for a library thread still ending (a ticker finishing
 # the tick its stop interrupted) before calling it leaked. Only a leak pays it.
 THREAD_GRACE_S = 5.0
