@@ -46,26 +46,16 @@ THREAD_GRACE_S = 5.0
 _WATCHER_THREAD = "lilbee-ticker-stop-watch"
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep the tests that share a module-scoped fixture on one xdist worker.
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Keep what collection made out of the garbage collector's sight for the rest of the run.
 
-    Under ``pytest -n``, each worker sets up a module-scoped fixture of its own
-    for the tests it gets, so a fixture that runs a subprocess once for its
-    module would run once per worker. ``--dist loadgroup`` (in pyproject.toml)
-    sends a group's tests to one worker; this names the group after the
-    module. It runs before xdist reads the marks.
+    The modules, test items and plugins live until the end anyway. Frozen, they
+    are not scanned by every full collection a test makes (the reliability
+    suite's guard makes one after each test, and each took about 50 ms);
+    whatever the tests create is still collected as before.
     """
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        if info is None or item.get_closest_marker("xdist_group"):
-            continue
-        if any(
-            definition.scope == "module"
-            for definitions in info.name2fixturedefs.values()
-            for definition in definitions
-        ):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    gc.collect()
+    gc.freeze()
 
 
 def _library_threads(before: set[threading.Thread]) -> list[threading.Thread]:
