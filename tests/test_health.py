@@ -373,6 +373,9 @@ def test_snapshots_are_consistent_while_ticks_run(
         ticker.start()
         wait_for_ticks(ticker, len(plan))
     finally:
+        # Stopped here, not by make_ticker's teardown: a ticker still ticking
+        # after the call phase logs while pytest prints the test's result.
+        assert ticker.stop(timeout=5)
         done.set()
         for reader in readers:
             reader.join(5)

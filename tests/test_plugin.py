@@ -1,10 +1,19 @@
-"""The pytest plugin, tested the way pytest plugins are: with pytester."""
+"""The pytest plugin, tested the way pytest plugins are: with pytester.
+
+The inner runs are in this interpreter (``runpytest_inprocess``): each test
+here needs only the outcome and output of a pytest run with the plugin
+loaded through its entry point, which a subprocess would give for a second
+more each. The guard in ``conftest.py`` checks that no inner run leaves a
+ticker behind.
+"""
 
 from __future__ import annotations
 
 import importlib.metadata
 
 import pytest
+
+from .conftest import INNER_PYTEST_ARGS
 
 INI = """
 [pytest]
@@ -37,7 +46,7 @@ def test_clean_ticker_passes(inner: pytest.Pytester) -> None:
             assert set(report.pinged) == set(fake_pool.registered_roles_for_test)
         """.replace("fake_pool.registered_roles_for_test", '("embed", "chat", "rerank")')
     )
-    inner.runpytest_subprocess().assert_outcomes(passed=1)
+    inner.runpytest_inprocess(*INNER_PYTEST_ARGS).assert_outcomes(passed=1)
 
 
 def test_leaked_ticker_fails_the_test_and_names_it(inner: pytest.Pytester) -> None:
@@ -46,18 +55,25 @@ def test_leaked_ticker_fails_the_test_and_names_it(inner: pytest.Pytester) -> No
         """
         import threading
 
-        entered, never = threading.Event(), threading.Event()
+        import pytest
+
+        entered, release = threading.Event(), threading.Event()
 
         def wedge(old, new):
             entered.set()
-            never.wait(30)  # wedges the ticker thread
+            release.wait(30)  # wedges the ticker thread
 
-        def test_leak(make_ticker):
+        @pytest.fixture
+        def unwedge():
+            yield
+            release.set()  # after make_ticker's teardown has reported the leak
+
+        def test_leak(unwedge, make_ticker):
             ticker = make_ticker(name="leaky-ticker", interval_s=0.01, on_change=wedge).start()
             assert entered.wait(10)
         """
     )
-    result = inner.runpytest_subprocess()
+    result = inner.runpytest_inprocess(*INNER_PYTEST_ARGS)
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*ticker 'leaky-ticker': thread still alive 0.5s after stop()*"])
 
@@ -77,7 +93,7 @@ def test_ticker_that_died_with_an_exception_fails_the_test(inner: pytest.Pyteste
             ticker.stop_event.wait(0.2)
         """
     )
-    result = inner.runpytest_subprocess()
+    result = inner.runpytest_inprocess(*INNER_PYTEST_ARGS)
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(
         ["*'broken-ticker' raised an unexpected exception*RuntimeError('a bug in the tick')*"]
@@ -93,7 +109,7 @@ def test_wait_for_ticks_fails_after_its_bound(inner: pytest.Pytester) -> None:
             wait_for_ticks(ticker, 1)
         """
     )
-    result = inner.runpytest_subprocess()
+    result = inner.runpytest_inprocess(*INNER_PYTEST_ARGS)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*completed 0 of 1 ticks within 0.5s*"])
 
@@ -109,7 +125,7 @@ def test_wrong_thread_access_fails_the_test(inner: pytest.Pytester) -> None:
                 pass  # swallowed, as a buggy ticker might; the fixture still notices
         """
     )
-    result = inner.runpytest_subprocess()
+    result = inner.runpytest_inprocess(*INNER_PYTEST_ARGS)
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*pool state was touched from the wrong thread*MainThread*"])
 
@@ -127,7 +143,7 @@ def test_work_left_pending_on_the_runtime_fails_the_test(inner: pytest.Pytester)
             lilbee_runtime.submit(forgotten())
         """
     )
-    result = inner.runpytest_subprocess()
+    result = inner.runpytest_inprocess(*INNER_PYTEST_ARGS)
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*still pending on the runtime's loop*forgotten*"])
 
@@ -136,6 +152,6 @@ def test_bad_ini_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
     """A nonsensical ini bound is refused with a message naming the option."""
     pytester.makeini("[pytest]\nlilbee_ticker_wait_timeout = soon\n")
     pytester.makepyfile("def test_x(wait_for_ticks):\n    pass\n")
-    result = pytester.runpytest_subprocess()
-    assert result.ret != 0
+    result = pytester.runpytest_inprocess(*INNER_PYTEST_ARGS)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*lilbee_ticker_wait_timeout*'soon'*"])

@@ -134,12 +134,19 @@ class LogTally:
 def log_tally() -> Iterator[LogTally]:
     """Count the library's log events instead of printing them; fail on error or critical ones."""
     tally = LogTally()
+    was_configured = structlog.is_configured()
     saved = structlog.get_config()
     structlog.configure(processors=[tally])
     try:
         yield tally
     finally:
-        structlog.configure(**saved)
+        # configure(**saved) would leave structlog marked configured even if it
+        # was not, and every later test would log down a path no user who
+        # configured nothing would see.
+        if was_configured:
+            structlog.configure(**saved)
+        else:
+            structlog.reset_defaults()
     errors = tally.at("error", "critical", "exception")
     if errors:
         pytest.fail(f"the ticker logged errors: {errors}")
