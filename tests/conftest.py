@@ -40,6 +40,7 @@ def fake_pool(lilbee_runtime: LoopRuntime) -> Iterator[FakePool]:
     yield pool
     assert pool.violations == ()
 
+
 # For a pytester run in this interpreter: no cache folder, and no Hypothesis
 # plugin, whose end-of-session summary imports all of Hypothesis afresh in
 # each run (pytester forgets the modules a run imported), about a second.
