@@ -32,6 +32,7 @@ import pytest
 
 from lilbee_ticker import __version__
 from lilbee_ticker.__main__ import main
+from lilbee_ticker.demo._scenario import minimum_duration_s
 from tests import _proctable as proctable
 
 pytestmark = proctable.linux_only
@@ -503,7 +504,8 @@ def test_a_scenario_that_runs_out_of_time_exits_1(demo: Callable[..., _Demo]) ->
     """When an expected event does not come within --duration, the demo says so and exits 1."""
     # The least duration the scenario accepts for this interval: it counts the
     # ticks the scenario needs, and the workers take time to spawn on top.
-    run = demo("--interval", "0.2", "--duration", "2.2")
+    least = minimum_duration_s(0.2, 0.6)  # the default --max-idle for this interval
+    run = demo("--interval", "0.2", "--duration", f"{least:g}")
     summary = run.wait_for(lambda event: event["event"] == "demo.summary")
     returncode, stderr = run.finish()
 
@@ -561,21 +563,21 @@ def test_a_scenario_that_runs_out_of_time_exits_1(demo: Callable[..., _Demo]) ->
             "(picked to fit --duration 5)",
         ),
         (
-            ["demo", "--duration", "1"],
-            "argument --duration: expected a number of seconds from 1.1 to 86400, got 1. The "
+            ["demo", "--duration", "0.9"],
+            "argument --duration: expected a number of seconds from 1 to 86400, got 0.9. The "
             "least is the time the scenario takes, in ticks, with an interval of 0.1 (picked to "
-            "fit --duration 1, at least 0.1) and a max idle of 0.3 (3 x the interval, the "
+            "fit --duration 0.9, at least 0.1) and a max idle of 0.3 (3 x the interval, the "
             "default).",
         ),
         (
-            ["demo", "--interval", "0.2", "--duration", "2.1"],
-            "argument --duration: expected a number of seconds from 2.2 to 86400, got 2.1. "
+            ["demo", "--interval", "0.2", "--duration", "1.9"],
+            "argument --duration: expected a number of seconds from 2 to 86400, got 1.9. "
             "The least is the time the scenario takes, in ticks, with an interval of 0.2 "
             "(--interval 0.2) and a max idle of 0.6 (3 x the interval, the default).",
         ),
         (
             ["demo", "--duration", "100000"],
-            "expected a number of seconds from 11 to 86400, got 100000. The least is the time "
+            "expected a number of seconds from 10 to 86400, got 100000. The least is the time "
             "the scenario takes, in ticks, with an interval of 1 (picked to fit --duration "
             "100000, at most 1)",
         ),

@@ -144,14 +144,15 @@ def minimum_duration_s(interval_s: float, max_idle_s: float, failure_threshold: 
     """The least time the scenario can take, counted in ticks; below it, it can never pass.
 
     The idle worker is reaped at the first tick after ``max_idle_s`` of idleness;
-    after that tick the scenario waits for 2 ticks (it stays down), 1 (the killed
-    worker is noticed), ``failure_threshold`` (the frozen worker becomes unhealthy)
-    and 1 (it is restarted at once, and the tick after finds it healthy).
-    Spawning the workers and shutting down take more on top.
+    after that tick the scenario waits for 2 ticks (it stays down), none for the
+    killed worker (the pool's on_crash asks for a tick at once),
+    ``failure_threshold`` (the frozen worker becomes unhealthy) and 1 (it is
+    restarted at once, and the tick after finds it healthy). Spawning the
+    workers and shutting down take more on top.
     """
     # The small epsilon keeps 0.6 / 0.2 (2.9999999999999996 in floats) at 3.
     reap_tick = math.floor(max_idle_s / interval_s + 1e-9) + 1
-    ticks = reap_tick + 2 + 1 + failure_threshold + 1
+    ticks = reap_tick + 2 + failure_threshold + 1
     return figures.seconds(ticks * interval_s)
 
 
