@@ -308,9 +308,10 @@ async def _ping_all(job: TickJob, live: tuple[str, ...]) -> None:
         raise
     pending = countdown.left > 0
     late = loop.time() - deadline if pending else 0.0
-    if late > late_grace(timeout):
+    if late > late_grace(timeout) and state.loop_late is None:
         # The loop woke this late for the deadline: it was blocked, and the
         # pings still running may only have needed it to run. Not their fault.
+        # A reap it woke late for already says so: the first lateness stands.
         state.loop_late = ("pings", late)
     if restarts:
         _restarts.settle(job, restarts)

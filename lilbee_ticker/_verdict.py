@@ -69,8 +69,9 @@ class TickRecord:
         outcomes: Each pinged role's outcome, as settled on the loop.
         gated: The coroutine skipped a step because the ticker gave up on it
             or was stopping: the tick is interrupted.
-        loop_late: The step whose deadline the loop woke for late, and by how
-            much: the calls still running then are the loop's fault.
+        loop_late: The first step whose deadline the loop woke for late, and
+            by how much: the calls still running then, and every call of the
+            tick's after it, are the loop's fault.
         loop_busy_s: Seconds the tick's own steps held the loop, or None if
             the loop never started the tick.
         restarted: The roles whose restart began.

@@ -338,6 +338,44 @@ def test_a_calls_synchronous_start_counts_against_its_bound_on_every_python() ->
     assert isinstance(state.outcomes["chat"], CallTimeoutError)
 
 
+class _LoopBlockingPool(_SlowStartPool):
+    """A reap and a ping that each block the loop past their deadline, then hang a while."""
+
+    async def reap_idle(self) -> tuple[str, ...]:
+        await asyncio.sleep(0)  # the tick is waiting for it now, its deadline set
+        time.sleep(self.seconds)
+        await asyncio.sleep(self.seconds)
+        return ()
+
+    async def ping_role(self, role: str) -> None:
+        await asyncio.sleep(0)
+        time.sleep(self.seconds)
+        await asyncio.sleep(self.seconds)
+
+
+def test_the_first_deadline_the_loop_woke_late_for_is_the_one_reported() -> None:
+    """A loop late for the reap's deadline, then for the pings', is reported late at the reap.
+
+    The reap's lateness came first, and it is why nothing after it in the
+    tick is the pool's fault; the pings' lateness must not hide it (a reap
+    left running with no timeout and no lateness would go unaccounted).
+    """
+
+    async def scenario() -> TickState:
+        book = CallBook()
+        job = TickJob(_LoopBlockingPool(0.25), book, Gate(threading.Event()), 0.05, None)  # type: ignore[arg-type]
+        await run_tick(job)
+        while not book.idle.is_set():
+            await asyncio.sleep(0.01)
+        return job.state
+
+    state = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert state.loop_late is not None and state.loop_late[0] == "reap"
+    assert state.loop_late[1] > 0.1  # late_grace(0.05): the loop, not the calls
+    assert state.reap_error is None
+    assert state.outcomes == {"chat": None}  # no evidence about the ping either
+
+
 class _StopAtThirdLook(Gate):
     """A gate that a stop() closes right after the tick's second look at it.
 
