@@ -24,7 +24,13 @@ import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from lilbee_ticker import CallTimeoutError, HealthTicker, LoopRuntime, TickReport
+from lilbee_ticker import (
+    CallTimeoutError,
+    HealthTicker,
+    LoopRuntime,
+    LoopUnresponsiveError,
+    TickReport,
+)
 from lilbee_ticker._wake import Wake
 from lilbee_ticker.testing import WrongThreadError
 
@@ -303,6 +309,13 @@ class ReportTally:
     ping_timeouts: int = 0
     reap_timeouts: int = 0
     cancelled: int = 0  # CancelledError from a stop, anywhere in a report
+    # A tick whose loop woke late for a deadline (a starved machine) blames the
+    # loop, not the calls still running then: a reap left running without a
+    # timeout, pings cancelled without one. Counted here, so that the calls the
+    # pool saw still add up exactly.
+    loop_late_ticks: int = 0
+    loop_late_reaps: int = 0  # reaps left running at a deadline the loop woke late for
+    loop_late_pings: int = 0  # pings left without an outcome in such a tick
     # (step, call) -> count, step being "snapshot", "reap" or "ping".
     injected: collections.Counter[tuple[str, str]] = dataclasses.field(
         default_factory=collections.Counter
@@ -328,6 +341,7 @@ class ReportTally:
         self.roles_reaped += len(report.reaped)
         self.pinged += len(report.pinged)
         self._check_shape(report)
+        self._count_loop_late(report)
         self._classify(report, "snapshot", report.snapshot_error)
         self._classify(report, "reap", report.reap_error)
         for error in report.failed.values():
@@ -358,6 +372,18 @@ class ReportTally:
             self._problem(report, "latencies do not match the pinged roles")
         if report.snapshot_error is not None and (live or reaped or pinged or failed):
             self._problem(report, "did work although it could not read the pool")
+
+    def _count_loop_late(self, report: TickReport) -> None:
+        error = report.loop_error
+        if error is None:
+            return
+        if not isinstance(error, LoopUnresponsiveError) or error.stage not in ("reap", "pings"):
+            self._problem(report, f"unexpected loop error {error!r}")
+            return
+        self.loop_late_ticks += 1
+        self.loop_late_reaps += error.stage == "reap"
+        answered = set(report.pinged) | set(report.failed) | set(report.gone)
+        self.loop_late_pings += len(set(report.live) - set(report.reaped) - answered)
 
     def _classify(self, report: TickReport, step: str, error: BaseException | None) -> None:
         if error is None:
