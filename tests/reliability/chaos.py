@@ -18,6 +18,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import enum
+import math
 import random
 import threading
 import time
@@ -316,6 +317,7 @@ class ReportTally:
     loop_late_ticks: int = 0
     loop_late_reaps: int = 0  # reaps left running at a deadline the loop woke late for
     loop_late_pings: int = 0  # pings left without an outcome in such a tick
+    loop_late_least_s: float = math.inf  # the least lateness any report blamed on the loop
     # (step, call) -> count, step being "snapshot", "reap" or "ping".
     injected: collections.Counter[tuple[str, str]] = dataclasses.field(
         default_factory=collections.Counter
@@ -381,6 +383,7 @@ class ReportTally:
             self._problem(report, f"unexpected loop error {error!r}")
             return
         self.loop_late_ticks += 1
+        self.loop_late_least_s = min(self.loop_late_least_s, error.waited_s)
         self.loop_late_reaps += error.stage == "reap"
         answered = set(report.pinged) | set(report.failed) | set(report.gone)
         self.loop_late_pings += len(set(report.live) - set(report.reaped) - answered)
